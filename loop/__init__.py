@@ -1,0 +1,1 @@
+"""Orchestration: experiment config, the generation loop, Ray fan-out, MLflow tracking, the CLI."""

@@ -1,0 +1,10 @@
+"""The motion domain: clips of the simulation humanoid, their file format, forward
+kinematics, the learning feature representation and datasets.
+
+Conventions (used everywhere): y-up world, metres, seconds, radians; quaternions x, y, z, w.
+"""
+
+from motion.clip import Motion, MotionError
+from motion.errors import DataError, UserError
+
+__all__ = ["Motion", "MotionError", "DataError", "UserError"]
