@@ -72,12 +72,12 @@ class Motion:
                 num_frames = arr.shape[0]
             elif arr.shape[0] != num_frames:
                 raise MotionError(f"{where}: {key} has {arr.shape[0]} frames but root_pos has {num_frames}")
+            if arr.shape[0] == 0:
+                raise MotionError(f"{where}: clip has no frames")
             bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
             if bad.any():
                 raise MotionError(f"{where}: {key} is not finite at frame {int(np.argmax(bad))}")
             object.__setattr__(self, key, arr)
-        if num_frames == 0:
-            raise MotionError(f"{where}: clip has no frames")
         for key in ("root_rot", "joint_rots"):
             q = getattr(self, key)
             norm = np.linalg.norm(q, axis=-1)
