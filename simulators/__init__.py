@@ -1,1 +1,14 @@
-"""See docs/ARCHITECTURE.md."""
+"""Physics worlds in PyBullet: the humanoid body, stable-PD tracking with a bounded assist,
+fall detection, and FK-based plausibility metrics. Imports only :mod:`motion`.
+
+PyBullet itself is imported lazily by :class:`HumanoidSim`, so metrics stay numpy-only.
+"""
+
+from simulators.humanoid import HumanoidSim, SimConfig, SimulatorConfigError, TrackResult
+from simulators.plausibility import METRIC_KEYS, mean_metrics, physics_metrics
+from simulators.reference import ground_align, ground_offset, resample
+
+__all__ = [
+    "HumanoidSim", "SimConfig", "SimulatorConfigError", "TrackResult",
+    "physics_metrics", "mean_metrics", "METRIC_KEYS", "ground_align", "ground_offset", "resample",
+]

@@ -1,0 +1,511 @@
+"""The PyBullet humanoid: load once, reset through a saved state, track a reference clip.
+
+World: y-up, gravity (0, -9.8, 0), the implicit ground plane rotated so its normal is +y
+(as DeepMimic loads it). Body: ``humanoid/humanoid.urdf`` at ``globalScaling=0.25`` with
+``URDF_MAINTAIN_LINK_ORDER`` so that PyBullet link i == :mod:`motion.skeleton` body i.
+
+Tracking uses the engine's stable PD (``STABLE_PD_CONTROL``, Tan et al. 2011) with the
+DeepMimic humanoid's per-joint gains and torque limits, fed interpolated reference
+positions *and* velocities at every control step. A bounded assistive force on the root
+(a "hand of god" in the style of residual force control, Yuan & Kitani 2020) pulls the
+body toward the reference root; it is proportional to the body mass and capped in units
+of g, so ``assist_cap_g = 0`` is pure physics.
+
+Defaults (measured on the 15 bundled clips; figures in the README and ``bench/correction.py``):
+
+* ``physics_hz = 480`` with ``control_hz = 120``: each ``stepSimulation`` call advances one
+  control step of 4 physics sub-steps; PD targets and the assist frame are held within it
+  (DeepMimic holds its targets for 1/30 s). At 240 Hz the feet sank 3–6 cm into the ground
+  on hard landings (run, jump) whatever the solver settings; 480 Hz keeps the mean
+  penetration ≈ 2.6 mm. Control at 60 Hz doubled the walk tracking error and added falls.
+* ``solver_iterations = 10`` (DeepMimic's value; 5 added falls on jump and spinkick).
+* lateral friction 0.9 on every link and on the ground (DeepMimic's value).
+* no self-collision (DeepMimic enables it; tracking a reference rarely needs it and it costs
+  step time); ``self_collision=True`` turns it on.
+* assist: a fixed world→root constraint moved along the reference root, its force capped at
+  ``assist_cap_g`` · m · g (default 0.5; the same number caps its torque in N·m). Pure PD
+  (0) falls within ~1 s on every clip; 0.3 g kept only walk, run, dance and kick upright;
+  0.5 g also kept jump, punch, spin and spinkick.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from motion import quaternion as quat
+from motion.clip import Motion
+from motion.errors import UserError
+from motion.kinematics import body_lowest_points, forward_kinematics
+from motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
+from simulators.reference import Reference, resample
+
+log = logging.getLogger(__name__)
+
+GRAVITY = 9.8
+
+#: DeepMimic humanoid stable-PD gains and torque limits (N·m) per actuated joint
+#: (from DeepMimic's humanoid3d controller files, as used by PyBullet's deep_mimic env).
+DEEPMIMIC_KP = {
+    "chest": 1000.0, "neck": 100.0, "right_hip": 500.0, "right_knee": 500.0, "right_ankle": 400.0,
+    "right_shoulder": 400.0, "right_elbow": 300.0, "left_hip": 500.0, "left_knee": 500.0,
+    "left_ankle": 400.0, "left_shoulder": 400.0, "left_elbow": 300.0,
+}
+DEEPMIMIC_KD = {
+    "chest": 100.0, "neck": 10.0, "right_hip": 50.0, "right_knee": 50.0, "right_ankle": 40.0,
+    "right_shoulder": 40.0, "right_elbow": 30.0, "left_hip": 50.0, "left_knee": 50.0,
+    "left_ankle": 40.0, "left_shoulder": 40.0, "left_elbow": 30.0,
+}
+DEEPMIMIC_MAX_TORQUE = {
+    "chest": 200.0, "neck": 50.0, "right_hip": 200.0, "right_knee": 150.0, "right_ankle": 90.0,
+    "right_shoulder": 100.0, "right_elbow": 60.0, "left_hip": 200.0, "left_knee": 150.0,
+    "left_ankle": 90.0, "left_shoulder": 100.0, "left_elbow": 60.0,
+}
+
+
+#: Shins end a few cm above the sole, so they graze the ground whenever a foot rolls onto
+#: its heel or toe: like the feet they are never taken as evidence of a fall.
+SHIN_BODIES: tuple[str, ...] = ("right_knee", "left_knee")
+
+
+class SimulatorConfigError(UserError):
+    """A simulator/physics-corrector config key is unknown or has a bad value."""
+
+
+@dataclass
+class SimConfig:
+    """Physics and tracking settings (all plain values, so a config dict round-trips).
+
+    Attributes:
+        physics_hz: physics steps per second.
+        solver_iterations: constraint-solver iterations per step.
+        friction: lateral friction of the ground and every link.
+        self_collision: collide the humanoid's links with each other.
+        gain_scale / torque_scale: multipliers on the DeepMimic kp/kd and torque limits.
+        control_hz: rate at which PD targets and the assist frame are updated; must divide
+            physics_hz.
+        assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
+        assist_erp: error-reduction parameter of the assist constraint (stiffness, 0..1].
+        fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
+        fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
+            higher than this (crawls, rolls and get-ups legitimately touch the ground).
+        fall_error_m: mean body-position error (m) above which the humanoid has lost the
+            reference (the UHC termination criterion, 0.5 m).
+        fall_check_s: how often (simulated seconds) falls are checked so tracking stops early.
+    """
+
+    physics_hz: float = 480.0
+    control_hz: float = 120.0
+    solver_iterations: int = 10
+    friction: float = 0.9
+    self_collision: bool = False
+    gain_scale: float = 1.0
+    torque_scale: float = 1.0
+    assist_cap_g: float = 0.5
+    assist_erp: float = 0.2
+    fall_contact_m: float = 0.02
+    fall_clearance_m: float = 0.10
+    fall_error_m: float = 0.5
+    fall_check_s: float = 0.25
+
+    @classmethod
+    def from_dict(cls, config: dict | None) -> "SimConfig":
+        """Build from a plain dict, rejecting unknown keys and bad values with a clear error."""
+        config = dict(config or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise SimulatorConfigError(
+                f"unknown simulator setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        kwargs = {}
+        for key, value in config.items():
+            default = known[key].default
+            try:
+                if isinstance(default, bool):
+                    if isinstance(value, str):
+                        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                            raise ValueError(value)
+                        value = value.lower() in ("true", "1", "yes")
+                    kwargs[key] = bool(value)
+                elif isinstance(default, int):
+                    kwargs[key] = int(value)
+                else:
+                    kwargs[key] = float(value)
+            except (TypeError, ValueError):
+                raise SimulatorConfigError(
+                    f"simulator setting {key}={value!r}: expected {type(default).__name__}"
+                ) from None
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        checks = [
+            ("physics_hz", self.physics_hz > 0 and math.isfinite(self.physics_hz), "> 0"),
+            ("solver_iterations", self.solver_iterations >= 1, ">= 1"),
+            ("friction", self.friction >= 0, ">= 0"),
+            ("assist_cap_g", 0 <= self.assist_cap_g < 100, "in [0, 100)"),
+            ("assist_erp", 0 < self.assist_erp <= 1, "in (0, 1]"),
+            ("control_hz", self.control_hz > 0 and _divides(self.control_hz, self.physics_hz),
+             "> 0 and dividing physics_hz"),
+            ("gain_scale", self.gain_scale > 0, "> 0"),
+            ("torque_scale", self.torque_scale > 0, "> 0"),
+            ("fall_error_m", self.fall_error_m > 0, "> 0"),
+            ("fall_check_s", self.fall_check_s > 0, "> 0"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise SimulatorConfigError(f"simulator setting {key}={getattr(self, key)!r}: expected {expected}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrackResult:
+    """Outcome of tracking one clip.
+
+    ``motion`` holds the simulated frames at the reference frame rate; after a fall it is
+    cut at the fall (``fell``/``fall_time_s``). ``blew_up`` flags a non-finite or exploding
+    state; then ``motion`` is None. Errors are in metres, effort as a fraction of m·g.
+    """
+
+    motion: Motion | None
+    fell: bool
+    fall_time_s: float | None
+    fall_reason: str | None
+    blew_up: bool
+    frames_simulated: int
+    body_error_m: np.ndarray  # (F,) mean body-position error per simulated frame
+    root_rel_error_m: np.ndarray  # (F,) the same after removing the root offset
+    assist_fraction_g: float  # mean |F_assist| / (m g) over steps
+    steps: int
+    step_seconds: float  # wall time inside stepSimulation
+    total_seconds: float  # wall time of the whole track() call
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tracking_error_mm(self) -> float:
+        return float(np.mean(self.body_error_m) * 1000.0) if self.body_error_m.size else float("nan")
+
+    @property
+    def root_relative_error_mm(self) -> float:
+        return float(np.mean(self.root_rel_error_m) * 1000.0) if self.root_rel_error_m.size else float("nan")
+
+
+class HumanoidSim:
+    """One PyBullet client with the humanoid and the ground, reused for many clips.
+
+    Construction loads the world once and saves its state; :meth:`track` restores that
+    state and then resets the pose, so clips never reload the URDF. Not thread-safe; give
+    every worker process its own instance.
+    """
+
+    def __init__(self, config: dict | SimConfig | None = None) -> None:
+        import pybullet as p  # imported lazily: only simulator users pay for it
+
+        self.config = config if isinstance(config, SimConfig) else SimConfig.from_dict(config)
+        self._p = p
+        self._cid = p.connect(p.DIRECT)
+        self._closed = False
+        cid = self._cid
+        cfg = self.config
+        import pybullet_data
+
+        p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
+        p.setGravity(0.0, -GRAVITY, 0.0, physicsClientId=cid)
+        # One stepSimulation call = one control step of `substeps` physics steps (the PD
+        # targets and the assist frame are held within it, as DeepMimic holds its targets).
+        self._substeps = int(round(cfg.physics_hz / cfg.control_hz))
+        p.setTimeStep(1.0 / cfg.control_hz, physicsClientId=cid)
+        p.setPhysicsEngineParameter(numSolverIterations=cfg.solver_iterations, numSubSteps=self._substeps,
+                                    physicsClientId=cid)
+        y_up = p.getQuaternionFromEuler([-math.pi / 2, 0.0, 0.0])
+        self.plane = p.loadURDF("plane_implicit.urdf", [0, 0, 0], y_up, useMaximalCoordinates=True, physicsClientId=cid)
+        flags = p.URDF_MAINTAIN_LINK_ORDER
+        if cfg.self_collision:
+            flags |= p.URDF_USE_SELF_COLLISION | p.URDF_USE_SELF_COLLISION_EXCLUDE_ALL_PARENTS
+        self.body = p.loadURDF(urdf_path(), [0, 1, 0], globalScaling=0.25, useFixedBase=False, flags=flags, physicsClientId=cid)
+        p.changeDynamics(self.plane, -1, lateralFriction=cfg.friction, physicsClientId=cid)
+        num_joints = p.getNumJoints(self.body, physicsClientId=cid)
+        for link in range(-1, num_joints):
+            p.changeDynamics(self.body, link, lateralFriction=cfg.friction, linearDamping=0.0, angularDamping=0.0,
+                             physicsClientId=cid)
+
+        self._sph_idx, self._rev_idx = actuated_body_indices()
+        sk = load_skeleton()
+        # Actuated joints in PyBullet index order, each tagged with its slot in Motion arrays.
+        self._joints: list[int] = sorted(self._sph_idx + self._rev_idx)
+        self._slots = [("s", self._sph_idx.index(j)) if j in self._sph_idx else ("r", self._rev_idx.index(j)) for j in self._joints]
+        names = [sk.body_names[j] for j in self._joints]
+        # Default velocity motors off (they would act as joint friction/brakes).
+        for j, (kind, _) in zip(self._joints, self._slots):
+            if kind == "s":
+                p.setJointMotorControlMultiDof(self.body, j, p.POSITION_CONTROL, targetPosition=[0, 0, 0, 1],
+                                               targetVelocity=[0, 0, 0], positionGain=0, velocityGain=1,
+                                               force=[0, 0, 0], physicsClientId=cid)
+            else:
+                p.setJointMotorControl2(self.body, j, p.POSITION_CONTROL, targetPosition=0, targetVelocity=0,
+                                        positionGain=0, force=0, physicsClientId=cid)
+        self._kps = [DEEPMIMIC_KP[n] * cfg.gain_scale for n in names]
+        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale for n in names]
+        self._forces = [
+            [DEEPMIMIC_MAX_TORQUE[n] * cfg.torque_scale] * (3 if kind == "s" else 1)
+            for n, (kind, _) in zip(names, self._slots)
+        ]
+        self.total_mass = sk.total_mass
+        self._foot_idx = [sk.index(n) for n in FOOT_BODIES + SHIN_BODIES]
+        self._state = p.saveState(physicsClientId=cid)
+        log.debug("humanoid loaded in client %d (%d joints)", cid, num_joints)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if not self._closed:
+            try:
+                self._p.disconnect(physicsClientId=self._cid)
+            except Exception:  # pragma: no cover - already gone
+                pass
+            self._closed = True
+
+    def __enter__(self) -> "HumanoidSim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ helpers
+    def _layout(self, sph: np.ndarray, rev: np.ndarray) -> list:
+        """Per-sample nested lists in actuated-joint order: ``out[k][i]`` is joint i's value.
+
+        `sph` is (N, 8, d), `rev` (N, 4); revolute entries become 1-element lists."""
+        sph_l = sph.tolist()
+        rev_l = rev[..., None].tolist()
+        order = self._slots
+        return [[(s[i] if kind == "s" else r[i]) for kind, i in order] for s, r in zip(sph_l, rev_l)]
+
+    def reset_to(self, ref: Reference, k: int = 0) -> None:
+        """Restore the saved world and put the body in reference sample k (pose + velocity)."""
+        p, cid, body = self._p, self._cid, self.body
+        p.restoreState(self._state, physicsClientId=cid)
+        p.resetBasePositionAndOrientation(body, ref.root_pos[k].tolist(), ref.root_rot[k].tolist(), physicsClientId=cid)
+        p.resetBaseVelocity(body, ref.root_lin_vel[k].tolist(), ref.root_ang_vel[k].tolist(), physicsClientId=cid)
+        sph = ref.joint_rots[k].tolist()
+        sph_v = ref.joint_vels[k].tolist()
+        for j, i in zip(self._sph_idx, range(len(SPHERICAL_JOINTS))):
+            p.resetJointStateMultiDof(body, j, sph[i], sph_v[i], physicsClientId=cid)
+        for j, i in zip(self._rev_idx, range(len(REVOLUTE_JOINTS))):
+            p.resetJointState(body, j, float(ref.joint_angles[k, i]), float(ref.joint_angle_vels[k, i]), physicsClientId=cid)
+
+    def _read_pose(self) -> tuple[list, list, list]:
+        p, cid, body = self._p, self._cid, self.body
+        pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+        states = p.getJointStatesMultiDof(body, self._joints, physicsClientId=cid)
+        return list(pos), list(orn), [s[0] for s in states]
+
+    # ------------------------------------------------------------------ tracking
+    def track(self, motion: Motion, *, early_stop: bool = True) -> TrackResult:
+        """Track `motion` (already on the ground plane) and return what the body did.
+
+        The reference is resampled at the physics rate once (:func:`simulators.reference.resample`);
+        the loop per step only sets the stable-PD targets (one
+        ``setJointMotorControlMultiDofArray`` call), applies the assistive force and steps.
+        Simulated frames are recorded at the reference frame times (nearest physics step).
+        Falls are checked every ``fall_check_s``; with `early_stop` tracking ends there.
+        """
+        t_start = time.perf_counter()
+        p, cid, body, cfg = self._p, self._cid, self.body, self.config
+        dt = 1.0 / cfg.control_hz
+        ref = resample(motion, dt)
+        n = ref.num_samples
+        pos_targets = self._layout(ref.joint_rots, ref.joint_angles)
+        vel_targets = self._layout(ref.joint_vels, ref.joint_angle_vels)
+        # Recording schedule: the control sample nearest to each reference frame time.
+        frame_times = np.arange(motion.num_frames) / motion.fps
+        record_at = np.minimum(np.rint(frame_times / dt).astype(int), n - 1)
+        record_set = {int(k): f for f, k in enumerate(record_at)}
+        check_every = max(1, int(round(cfg.fall_check_s * motion.fps)))
+
+        self.reset_to(ref, 0)
+        # Assist: a fixed constraint from the world to the root, its frame moved along the
+        # reference root every control step; the solver caps its force at assist_cap_g·m·g
+        # (and its torque at the same number in N·m). Below the cap the root follows the
+        # reference; beyond it physics alone decides.
+        cap = cfg.assist_cap_g * GRAVITY * self.total_mass
+        assist = cap > 0.0
+        constraint = None
+        change = p.changeConstraint
+        if assist:
+            constraint = p.createConstraint(body, -1, -1, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0],
+                                            ref.root_pos[0].tolist(), childFrameOrientation=ref.root_rot[0].tolist(),
+                                            physicsClientId=cid)
+            change(constraint, ref.root_pos[0].tolist(), ref.root_rot[0].tolist(), maxForce=cap, erp=cfg.assist_erp,
+                   physicsClientId=cid)
+        ref_pos = ref.root_pos.tolist()
+        ref_rot = ref.root_rot.tolist()
+        assist_samples: list = []
+        joints, kps, kds, forces = self._joints, self._kps, self._kds, self._forces
+        stable_pd = p.STABLE_PD_CONTROL
+        set_motors = p.setJointMotorControlMultiDofArray
+        step = p.stepSimulation
+        get_cstate = p.getConstraintState
+
+        rec_root_pos: list = []
+        rec_root_rot: list = []
+        rec_joints: list = []
+        step_seconds = 0.0
+        fell = False
+        blew_up = False
+        fall_time = None
+        fall_reason = None
+        checked = 0
+        steps = 0
+        perf = time.perf_counter
+        try:
+            for k in range(n):
+                f = record_set.get(k)
+                if f is not None:
+                    pos, orn, jstates = self._read_pose()
+                    rec_root_pos.append(pos)
+                    rec_root_rot.append(orn)
+                    rec_joints.append(jstates)
+                    if assist and k > 0:
+                        assist_samples.append(get_cstate(constraint, physicsClientId=cid)[:3])
+                    if len(rec_root_pos) - checked >= check_every or f == motion.num_frames - 1:
+                        status = self._check(motion, rec_root_pos, rec_root_rot, rec_joints, checked)
+                        checked = len(rec_root_pos)
+                        if status is not None:
+                            kind, frame = status
+                            if kind == "nan":
+                                blew_up = True
+                                break
+                            if not fell:
+                                fell, fall_reason, fall_time = True, kind, frame / motion.fps
+                            if early_stop:
+                                break
+                if k == n - 1:
+                    break
+                set_motors(body, joints, stable_pd, targetPositions=pos_targets[k + 1],
+                           targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds,
+                           physicsClientId=cid)
+                if assist:
+                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap, physicsClientId=cid)
+                t0 = perf()
+                step(physicsClientId=cid)
+                step_seconds += perf() - t0
+                steps += 1
+        finally:
+            if constraint is not None:
+                p.removeConstraint(constraint, physicsClientId=cid)
+        steps *= self._substeps
+        assist_fraction = 0.0
+        if assist_samples:
+            forces_arr = np.asarray(assist_samples, dtype=np.float64)
+            assist_fraction = float(np.mean(np.linalg.norm(forces_arr, axis=1)) / (GRAVITY * self.total_mass))
+        sim_motion = None
+        body_err = np.zeros(0)
+        rel_err = np.zeros(0)
+        if not blew_up and rec_root_pos:
+            frames = len(rec_root_pos)
+            if fell and early_stop:
+                # keep the frames before the fall only
+                frames = max(1, min(frames, int(round(fall_time * motion.fps))))
+            sim_motion = self._to_motion(motion, rec_root_pos[:frames], rec_root_rot[:frames], rec_joints[:frames])
+            body_err, rel_err = _body_errors(motion.slice(0, frames), sim_motion)
+        return TrackResult(
+            motion=sim_motion,
+            fell=fell,
+            fall_time_s=fall_time,
+            fall_reason=fall_reason,
+            blew_up=blew_up,
+            frames_simulated=len(rec_root_pos),
+            body_error_m=body_err,
+            root_rel_error_m=rel_err,
+            assist_fraction_g=float(assist_fraction),
+            steps=steps,
+            step_seconds=step_seconds,
+            total_seconds=time.perf_counter() - t_start,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _arrays(self, root_pos: list, root_rot: list, joints: list) -> tuple[np.ndarray, ...]:
+        rp = np.asarray(root_pos, dtype=np.float64)
+        rr = np.asarray(root_rot, dtype=np.float64)
+        jr = np.empty((len(joints), len(SPHERICAL_JOINTS), 4))
+        ja = np.empty((len(joints), len(REVOLUTE_JOINTS)))
+        for t, frame in enumerate(joints):
+            for value, (kind, i) in zip(frame, self._slots):
+                if kind == "s":
+                    jr[t, i] = value
+                else:
+                    ja[t, i] = value[0]
+        return rp, rr, jr, ja
+
+    def _to_motion(self, ref: Motion, root_pos: list, root_rot: list, joints: list) -> Motion:
+        rp, rr, jr, ja = self._arrays(root_pos, root_rot, joints)
+        return ref.replace(root_pos=rp, root_rot=quat.normalize(rr), joint_rots=quat.normalize(jr), joint_angles=ja,
+                           loop=False)
+
+    def _check(self, ref: Motion, root_pos: list, root_rot: list, joints: list, start: int) -> tuple[str, int] | None:
+        """Fall / blow-up test on recorded frames ``start:`` (vectorised FK, no contacts query).
+
+        Returns ("nan", frame), ("contact", frame), ("error", frame) or None."""
+        rp, rr, jr, ja = self._arrays(root_pos[start:], root_rot[start:], joints[start:])
+        finite = np.isfinite(rp).all(1) & np.isfinite(rr).all(1) & np.isfinite(jr).all((1, 2)) & np.isfinite(ja).all(1)
+        finite &= (np.abs(rp) < 1e4).all(1)
+        if not finite.all():
+            return "nan", start + int(np.argmin(finite))
+        from motion.kinematics import forward_kinematics_matrices
+
+        nrm = np.linalg.norm(rr, axis=-1, keepdims=True)
+        sim_kin = forward_kinematics_matrices(rp, quat.to_matrix(rr / nrm), quat.to_matrix(quat.normalize(jr)), ja)
+        frames = slice(start, start + rp.shape[0])
+        ref_kin = forward_kinematics_matrices(
+            ref.root_pos[frames], quat.to_matrix(ref.root_rot[frames]), quat.to_matrix(ref.joint_rots[frames]),
+            ref.joint_angles[frames],
+        )
+        return fall_check(sim_kin, ref_kin, self._foot_idx, self.config, start)
+
+
+def _divides(a: float, b: float) -> bool:
+    ratio = b / a
+    return abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1
+
+
+def fall_check(sim_kin, ref_kin, foot_idx: list[int], cfg: SimConfig, offset: int = 0) -> tuple[str, int] | None:
+    """First fall among the frames: a non-foot body touching the ground where the reference
+    keeps it clear, or a mean body-position error above ``fall_error_m``. Returns
+    (reason, frame index + offset) or None."""
+    sim_low = body_lowest_points(sim_kin)  # (F, B)
+    ref_low = body_lowest_points(ref_kin)
+    mask = np.ones(sim_low.shape[-1], dtype=bool)
+    mask[foot_idx] = False
+    mask &= np.isfinite(sim_low[0])  # bodies without collision shapes
+    touch = (sim_low[:, mask] < cfg.fall_contact_m) & (ref_low[:, mask] > cfg.fall_clearance_m)
+    err = np.linalg.norm(sim_kin.positions - ref_kin.positions, axis=-1).mean(-1)
+    bad_contact = touch.any(1)
+    bad_err = err > cfg.fall_error_m
+    bad = bad_contact | bad_err
+    if not bad.any():
+        return None
+    f = int(np.argmax(bad))
+    return ("contact" if bad_contact[f] else "error"), offset + f
+
+
+def _body_errors(ref: Motion, sim: Motion) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean body-position error (m), global and root-relative."""
+    a = forward_kinematics(ref).positions
+    b = forward_kinematics(sim).positions
+    glob = np.linalg.norm(a - b, axis=-1).mean(-1)
+    rel = np.linalg.norm((a - a[:, :1]) - (b - b[:, :1]), axis=-1).mean(-1)
+    return glob, rel

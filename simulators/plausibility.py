@@ -1,0 +1,71 @@
+"""Physical plausibility of any clip, from forward kinematics only (no simulation).
+
+Definitions follow PhysDiff (Yuan et al. 2023) / UHC, adapted to this humanoid's collision
+primitives instead of SMPL mesh vertices:
+
+* ``penetrate_mm`` — per frame, how far the lowest collision point of the body is below the
+  ground (0 if above); mean over frames.
+* ``float_mm`` — per frame, how far the lowest point is above the ground beyond a 5 mm
+  tolerance (0 otherwise); mean over frames. A jump is counted as floating too, exactly as in
+  PhysDiff; compare clips of the same action.
+* ``skate_mm`` — for each foot (ankle body and its box) that is in ground contact (lowest
+  point below ``contact_mm``) on two consecutive frames, its horizontal displacement between
+  them; mean over frame pairs of the sum over feet. Per frame at the clip's rate.
+* ``phys_err_mm`` — penetrate + float + skate.
+* ``jitter`` — mean magnitude of body-position acceleration over all bodies and frames
+  (second finite difference), in m/s².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from motion.clip import Motion
+from motion.kinematics import body_lowest_points, forward_kinematics
+from motion.skeleton import FOOT_BODIES, load_skeleton
+
+FLOAT_TOLERANCE_M = 0.005
+CONTACT_HEIGHT_M = 0.02
+
+METRIC_KEYS = ("penetrate_mm", "float_mm", "skate_mm", "phys_err_mm", "jitter")
+
+
+def physics_metrics(motion: Motion, *, float_tolerance_m: float = FLOAT_TOLERANCE_M,
+                    contact_height_m: float = CONTACT_HEIGHT_M) -> dict[str, float]:
+    """Plausibility metrics of one clip (see module docstring): mm, except jitter in m/s²."""
+    kin = forward_kinematics(motion)
+    low = body_lowest_points(kin)  # (T, B)
+    lowest = low.min(axis=-1)
+    penetrate = np.maximum(0.0, -lowest).mean()
+    floating = np.maximum(0.0, lowest - float_tolerance_m).mean()
+    sk = load_skeleton()
+    feet = [sk.index(n) for n in FOOT_BODIES]
+    if motion.num_frames >= 2:
+        contact = low[:, feet] < contact_height_m  # (T, 2)
+        both = contact[1:] & contact[:-1]
+        horiz = kin.positions[:, feet][:, :, [0, 2]]
+        disp = np.linalg.norm(np.diff(horiz, axis=0), axis=-1)  # (T-1, 2)
+        skate = float((disp * both).sum(axis=1).mean())
+    else:
+        skate = 0.0
+    if motion.num_frames >= 3:
+        acc = np.diff(kin.positions, n=2, axis=0) * motion.fps ** 2
+        jitter = float(np.linalg.norm(acc, axis=-1).mean())
+    else:
+        jitter = 0.0
+    pen_mm, float_mm, skate_mm = float(penetrate) * 1000.0, float(floating) * 1000.0, skate * 1000.0
+    return {
+        "penetrate_mm": pen_mm,
+        "float_mm": float_mm,
+        "skate_mm": skate_mm,
+        "phys_err_mm": pen_mm + float_mm + skate_mm,
+        "jitter": jitter,
+    }
+
+
+def mean_metrics(motions: list[Motion]) -> dict[str, float]:
+    """Mean of :func:`physics_metrics` over clips (NaN for an empty list)."""
+    if not motions:
+        return {k: float("nan") for k in METRIC_KEYS}
+    rows = [physics_metrics(m) for m in motions]
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
