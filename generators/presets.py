@@ -1,0 +1,70 @@
+"""Size presets of the motion diffusion model (plain dicts in code, overridable key by key).
+
+* ``tiny``  — tests and the smoke config: a training step takes a few milliseconds on 2 CPU cores.
+* ``small`` — the CPU quickstart: trains to recognisable samples on the bundled clips in
+  minutes on 2 cores (see ``bench/generator_quality.py``).
+* ``base``  — MDM scale (8 layers, width 512, 4 heads, feed-forward 1024, 1000 diffusion
+  steps, lr 1e-4, batch 64) for GPU runs.
+
+Any key given in the generator config overrides the preset's value; the resolved config is
+what checkpoints store.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+from generators.base import GeneratorConfigError
+
+#: Keys shared by every preset (a preset or the user config may override them).
+COMMON: dict = {
+    "device": "auto",  # "auto" = CUDA when available, else CPU; or "cpu", "cuda", "cuda:1"
+    "diffusion_steps": 1000,  # T of the cosine schedule (training)
+    "sample_steps": 50,  # DDIM steps at sampling (strided subset of the T steps)
+    "ddim_eta": 0.0,  # 0 = deterministic DDIM; 1 ≈ ancestral DDPM noise
+    "cond": True,  # label-conditional (False: labels are ignored everywhere)
+    "cond_mask_prob": 0.1,  # label dropout for classifier-free guidance (MDM: 0.1)
+    "guidance_scale": 2.5,  # CFG scale at sampling (1 = plain conditional; MDM: 2.5)
+    "dropout": 0.1,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,  # max gradient norm (0 = off)
+    "keep_optimizer": False,  # carry the AdamW state across fit() calls / generations
+    "lambda_pos": 0.0,  # geometric losses through forward kinematics (MDM)
+    "lambda_vel": 0.0,
+    "lambda_foot": 0.0,
+    "foot_contact_speed": 0.3,  # m/s: a ground-truth foot slower than this is in contact
+    "fps": 20.0,  # frame rate of the feature windows (needed by the geometric losses)
+    "label_names": None,  # list[str]: stored in checkpoints, used by `sccl sample --label`
+    "num_labels": None,  # default: len(label_names), else max(labels)+1 of the first fit
+    "sample_batch": 256,  # samples denoised together (memory bound)
+    "progress_every": 10,  # steps between progress callbacks
+}
+
+PRESETS: dict[str, dict] = {
+    "tiny": {"layers": 2, "width": 64, "heads": 4, "ff_size": 128, "batch_size": 32, "lr": 1e-3,
+             "sample_steps": 10, "dropout": 0.0},
+    "small": {"layers": 4, "width": 128, "heads": 4, "ff_size": 256, "batch_size": 64, "lr": 5e-4,
+              "sample_steps": 50},
+    "base": {"layers": 8, "width": 512, "heads": 4, "ff_size": 1024, "batch_size": 64, "lr": 1e-4,
+             "sample_steps": 100, "lambda_pos": 1.0, "lambda_vel": 1.0, "lambda_foot": 1.0},
+}
+
+
+def resolve_config(config: dict | None) -> dict:
+    """Preset values under the user's overrides. Unknown preset → GeneratorConfigError."""
+    config = dict(config or {})
+    preset = config.get("preset", "small")
+    if preset not in PRESETS:
+        raise GeneratorConfigError(f"unknown diffusion preset {preset!r}; available: {', '.join(PRESETS)}")
+    out = deepcopy(COMMON)
+    out.update(deepcopy(PRESETS[preset]))
+    out.update(config)
+    out["preset"] = preset
+    if out["width"] % out["heads"]:
+        raise GeneratorConfigError(f"width ({out['width']}) must be divisible by heads ({out['heads']})")
+    for key in ("layers", "width", "heads", "ff_size", "batch_size", "diffusion_steps", "sample_steps"):
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 1:
+            raise GeneratorConfigError(f"{key} must be a positive integer, got {out[key]!r}")
+    if not 0.0 <= float(out["cond_mask_prob"]) < 1.0:
+        raise GeneratorConfigError(f"cond_mask_prob must be in [0, 1), got {out['cond_mask_prob']!r}")
+    return out
