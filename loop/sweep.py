@@ -1,0 +1,433 @@
+"""The driver: expands a config into arms, trains shared generation-0 models once, runs the
+arms in parallel on Ray, shows live progress and delivers every generation to MLflow.
+
+Why Ray core and not Ray Tune: an arm is a long, stateful, multi-generation job with its own
+atomic checkpoints, resume semantics and MLflow run id. Tune would add a second experiment
+state, a second checkpoint format and its own MLflow callback that would fight ours over run
+ids and steps, and we need none of its schedulers or search algorithms (the grid is known up
+front). Ray core gives exactly what is needed: one task per arm inside a placement group that
+also holds the arm's correction actors (so nested resources never deadlock the cluster).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
+from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
+from loop.realdata import load_real_data
+from loop.store import RunDirError, atomic_write_bytes, read_json, read_jsonl, write_json
+from loop.tracking import Tracker, default_tracking_uri
+
+log = logging.getLogger(__name__)
+
+
+def config_fingerprint(cfg: ExperimentConfig) -> str:
+    """What must not change between a run and its resumption (Ray settings may)."""
+    d = cfg.to_dict()
+    d.pop("ray", None)
+    d.pop("output_dir", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SweepResult:
+    run_dir: Path
+    experiment: str
+    tracking_uri: str
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    undelivered: int = 0
+    wall_s: float = 0.0
+
+
+class Progress:
+    """Live status lines, one per arm: generation g/G, phase, step, ETA.
+
+    On a terminal the block is redrawn in place; otherwise a line is printed whenever an
+    arm's generation or phase changes (readable in CI logs and ``ray job logs``)."""
+
+    def __init__(self, arms: list[str], generations: dict[str, int], stream=None) -> None:
+        self.arms, self.generations = arms, generations
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._drawn = 0
+        self._last_key: dict[str, tuple] = {}
+        self.t0 = time.time()
+
+    def line(self, arm: str, st: dict[str, Any]) -> str:
+        big_g = self.generations[arm]
+        g = st.get("generation", 0)
+        phase = st.get("phase", "waiting")
+        step, steps = st.get("step"), st.get("steps")
+        detail = f" {step}/{steps}" if phase == "train" and steps else ""
+        loss = f" loss {st['loss']:.3f}" if phase == "train" and "loss" in st else ""
+        started = st.get("started")
+        eta = ""
+        if started and g > 0 and phase != "done":
+            per_gen = (time.time() - started) / g
+            eta = f" ETA {_fmt_s(per_gen * (big_g + 1 - g))}"
+        return f"{arm:40.40} gen {g}/{big_g} {phase:10}{detail}{loss}{eta}"
+
+    def update(self, statuses: dict[str, dict[str, Any]], force: bool = False) -> None:
+        lines = [self.line(a, statuses.get(a, {})) for a in self.arms]
+        if self.tty:
+            if self._drawn:
+                self.stream.write(f"\x1b[{self._drawn}F")
+            for text in lines:
+                self.stream.write("\x1b[2K" + text + "\n")
+            self._drawn = len(lines)
+            self.stream.flush()
+            return
+        for arm, text in zip(self.arms, lines):
+            st = statuses.get(arm, {})
+            key = (st.get("generation"), st.get("phase") == "done")
+            if force or self._last_key.get(arm) != key:
+                self._last_key[arm] = key
+                self.stream.write(f"[{_fmt_s(time.time() - self.t0)}] {text}\n")
+        self.stream.flush()
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# ------------------------------------------------------------------------ Ray helpers
+def init_ray(cfg: ExperimentConfig) -> bool:
+    """Connect to RAY_ADDRESS / ray.address, or start an embedded local Ray. Returns True
+    if this call started Ray (and so should shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "configure_logging": True, "log_to_driver": True}
+    if address:
+        log.info("connecting to Ray cluster at %s", address)
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
+    return True
+
+
+def _bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
+    head: dict[str, float] = {"CPU": max(cfg.ray.arm_cpus, 0.01)}
+    if cfg.ray.arm_gpus > 0:
+        head["GPU"] = cfg.ray.arm_gpus
+    bundles = [head]
+    if cfg.corrector.name != "none" and cfg.ray.correction_workers > 0 and cfg.ray.worker_cpus > 0:
+        bundles += [{"CPU": cfg.ray.worker_cpus}] * cfg.ray.correction_workers
+    return bundles
+
+
+def check_fits_cluster(arms: list[ArmSpec]) -> None:
+    """Refuse (before any compute) an arm whose resources no node of the cluster can hold."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    best_cpu = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
+    best_gpu = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
+    for arm in arms:
+        need_cpu = sum(b.get("CPU", 0.0) for b in _bundles(arm.config))
+        need_gpu = sum(b.get("GPU", 0.0) for b in _bundles(arm.config))
+        if need_cpu > best_cpu + 1e-9 or need_gpu > best_gpu + 1e-9:
+            raise ConfigError(
+                f"arm {arm.name}: needs {need_cpu:g} CPUs and {need_gpu:g} GPUs on one node "
+                f"(ray.arm_cpus + ray.correction_workers x ray.worker_cpus), but the largest node has "
+                f"{best_cpu:g} CPUs and {best_gpu:g} GPUs; lower ray.correction_workers or ray.worker_cpus"
+            )
+
+
+def _set_threads(cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(round(cpus))))
+
+
+def _gen0_task(spec: ArmSpec, out: str) -> str:
+    _set_threads(spec.config.ray.arm_cpus)
+    real = load_real_data(spec.config.data, spec.config.seed)
+    gen = train_generation0(spec, real)
+    gen.save(Path(out))
+    return out
+
+
+def _arm_task(spec: ArmSpec, run_dir: str, gen0: str | None) -> dict[str, Any]:
+    _set_threads(spec.config.ray.arm_cpus)
+    return ArmRunner(spec, Path(run_dir), Path(gen0) if gen0 else None).run()
+
+
+# ---------------------------------------------------------------------------- driver
+class Driver:
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir or cfg.run_dir).resolve()
+        self.arms = expand_arms(cfg)
+        self.experiment = cfg.mlflow.experiment or cfg.name
+        self.tracker = Tracker(cfg.mlflow.tracking_uri or default_tracking_uri(), cfg.mlflow.artifact_location)
+        self.sweep_path = self.run_dir / "sweep.json"
+        self.sweep: dict[str, Any] = {}
+        self.delivered: dict[str, set[int]] = {}
+        self._last_delivery_attempt = 0.0
+        self._outage_logged = False
+
+    # --------------------------------------------------------------- set-up
+    def prepare(self) -> None:
+        """Everything that can fail on bad input or an unreachable tracker, before compute."""
+        existing = read_json(self.sweep_path)
+        fp = config_fingerprint(self.cfg)
+        if existing and existing.get("fingerprint") != fp:
+            raise RunDirError(
+                f"{self.run_dir} holds a run of a different configuration; use another output_dir "
+                f"(e.g. output_dir=runs/{self.cfg.name}-2) or `sccl resume {self.run_dir}` to continue that run"
+            )
+        self.tracker.check()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False).encode())
+        sweep = existing or {"name": self.cfg.name, "fingerprint": fp, "created": time.time(), "runs": {}}
+        sweep["experiment"] = self.experiment
+        sweep["tracking_uri"] = self.tracker.tracking_uri
+        exp_id = self.tracker.experiment_id(self.experiment)
+        sweep["experiment_id"] = exp_id
+        parent = sweep.get("parent_run_id")
+        if not parent or not self.tracker.run_exists(parent):
+            parent = self.tracker.create_run(exp_id, f"sweep:{self.cfg.name}",
+                                             tags={"sccl.run_dir": str(self.run_dir), "sccl.kind": "sweep"})
+            sweep["parent_run_id"] = parent
+            write_json(self.sweep_path, sweep)
+            axes = sorted({k for a in self.arms for k in a.params})
+            self.tracker.log_params(parent, {"sweep.arms": len(self.arms), "sweep.axes": ",".join(axes),
+                                             **{f"base.{k}": v for k, v in flatten(self.cfg.to_dict()).items()
+                                                if k not in ("arms", "grid")}})
+            self.tracker.client.log_artifact(parent, str(self.run_dir / "config.yaml"))
+        for arm in self.arms:
+            run_id = sweep["runs"].get(arm.name)
+            if not run_id or not self.tracker.run_exists(run_id):
+                run_id = self.tracker.create_run(exp_id, arm.name, parent_run_id=parent,
+                                                 tags={"sccl.arm": arm.name, "sccl.group": arm.group,
+                                                       "sccl.run_dir": str(self.run_dir)})
+                sweep["runs"][arm.name] = run_id
+                write_json(self.sweep_path, sweep)  # before any compute: a crash never duplicates runs
+                params = {**{f"axis.{k}": v for k, v in arm.params.items()},
+                          **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")}}
+                self.tracker.log_params(run_id, params)
+            paths = ArmPaths(self.run_dir / "arms" / arm.name)
+            write_json(paths.root / "arm.json", {"name": arm.name, "group": arm.group, "params": arm.params,
+                                                  "mlflow_run_id": run_id, "config": arm.config.to_dict()})
+        self.sweep = sweep
+        write_json(self.sweep_path, sweep)
+
+    def pending_arms(self) -> list[ArmSpec]:
+        out = []
+        for arm in self.arms:
+            st = read_json(ArmPaths(self.run_dir / "arms" / arm.name).state, default={}) or {}
+            if st.get("completed", -1) < arm.config.generations:
+                out.append(arm)
+        return out
+
+    def gen0_path(self, arm: ArmSpec) -> Path:
+        return self.run_dir / "shared" / f"gen0-{arm.gen0_key()}.safetensors"
+
+    # --------------------------------------------------------------- delivery
+    def deliver(self, force: bool = False) -> int:
+        """Send spooled generation records to MLflow; returns how many remain undelivered."""
+        now = time.time()
+        if not force and now - self._last_delivery_attempt < (30.0 if self._outage_logged else 0.5):
+            return -1
+        self._last_delivery_attempt = now
+        remaining = 0
+        for arm in self.arms:
+            run_id = self.sweep["runs"][arm.name]
+            records = read_jsonl(ArmPaths(self.run_dir / "arms" / arm.name).metrics)
+            done = self.delivered.setdefault(arm.name, set())
+            todo = [r for r in records if int(r["generation"]) not in done]
+            if not todo:
+                continue
+            try:
+                self.tracker.log_generations(run_id, todo)
+                done.update(int(r["generation"]) for r in todo)
+                if self._outage_logged:
+                    log.warning("MLflow reachable again; spooled generations delivered")
+                    self._outage_logged = False
+            except Exception as exc:  # noqa: BLE001 - an outage must not stop the run
+                if not self._outage_logged:
+                    log.warning("MLflow unreachable (%s); metrics stay spooled in %s and are retried",
+                                type(exc).__name__, self.run_dir)
+                    self._outage_logged = True
+                remaining += len(todo)
+        return remaining
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for arm in self.arms:
+            paths = ArmPaths(self.run_dir / "arms" / arm.name)
+            try:
+                out[arm.name] = read_json(paths.status, default={}) or {}
+            except RunDirError:
+                out[arm.name] = {}
+            st = read_json(paths.state, default={}) or {}
+            if st.get("completed", -1) >= arm.config.generations:
+                out[arm.name].update(phase="done", generation=arm.config.generations)
+        return out
+
+    # --------------------------------------------------------------- run
+    def run(self, progress_stream=None) -> SweepResult:
+        t0 = time.time()
+        self.prepare()
+        result = SweepResult(self.run_dir, self.experiment, self.tracker.tracking_uri)
+        pending = self.pending_arms()
+        progress = Progress([a.name for a in self.arms], {a.name: a.config.generations for a in self.arms},
+                            progress_stream)
+        self.deliver(force=True)
+        if pending:
+            if self.cfg.ray.enabled:
+                self._run_ray(pending, progress, result)
+            else:
+                self._run_inline(pending, progress, result)
+        result.undelivered = self.deliver(force=True)
+        progress.update(self.statuses(), force=True)
+        for arm in self.arms:
+            run_id = self.sweep["runs"][arm.name]
+            records = read_jsonl(ArmPaths(self.run_dir / "arms" / arm.name).metrics)
+            result.arms[arm.name] = records[-1] if records else {}
+            try:
+                self.tracker.finish(run_id, "FAILED" if arm.name in result.failed else "FINISHED")
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            self.tracker.finish(self.sweep["parent_run_id"], "FAILED" if result.failed else "FINISHED")
+        except Exception:  # noqa: BLE001
+            pass
+        result.wall_s = time.time() - t0
+        return result
+
+    def _prepare_shared(self, pending: list[ArmSpec]) -> None:
+        real_kinds = {a.config.data.kind for a in pending}
+        if "motion" in real_kinds and any(a.config.generator.name == "diffusion" for a in pending):
+            from loop.evaluation import prepare_evaluator
+
+            first = next(a for a in pending if a.config.data.kind == "motion")
+            prepare_evaluator(load_real_data(first.config.data, first.config.seed), evaluator_cache_dir(first.config))
+
+    def _gen0_jobs(self, pending: list[ArmSpec]) -> dict[str, ArmSpec]:
+        jobs: dict[str, ArmSpec] = {}
+        for arm in pending:
+            st = read_json(ArmPaths(self.run_dir / "arms" / arm.name).state, default={}) or {}
+            if st.get("completed", -1) < 0 and not self.gen0_path(arm).exists():
+                jobs.setdefault(arm.gen0_key(), arm)
+        return jobs
+
+    def _run_inline(self, pending: list[ArmSpec], progress: Progress, result: SweepResult) -> None:
+        self._prepare_shared(pending)
+        for key, arm in self._gen0_jobs(pending).items():
+            real = load_real_data(arm.config.data, arm.config.seed)
+            train_generation0(arm, real).save(self.gen0_path(arm))
+        for arm in pending:
+            def on_record(_record: dict) -> None:
+                self.deliver(force=True)
+                progress.update(self.statuses())
+
+            try:
+                ArmRunner(arm, self.run_dir, self.gen0_path(arm), on_record=on_record).run()
+            except Exception as exc:  # noqa: BLE001 - one failing arm must not sink the sweep
+                log.error("arm %s failed: %s", arm.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                result.failed[arm.name] = f"{type(exc).__name__}: {exc}"
+
+    def _run_ray(self, pending: list[ArmSpec], progress: Progress, result: SweepResult) -> None:
+        import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        owns = init_ray(self.cfg)
+        try:
+            check_fits_cluster(pending)
+            self._prepare_shared(pending)
+            gen0_remote = ray.remote(_gen0_task)
+            arm_remote = ray.remote(_arm_task)
+            gen0_refs = []
+            for key, arm in self._gen0_jobs(pending).items():
+                opts = {"num_cpus": max(arm.config.ray.arm_cpus, 0.01), "num_gpus": arm.config.ray.arm_gpus}
+                gen0_refs.append(gen0_remote.options(**opts).remote(arm, str(self.gen0_path(arm))))
+            while gen0_refs:
+                done, gen0_refs = ray.wait(gen0_refs, timeout=1.0)
+                for ref in done:
+                    ray.get(ref)
+                progress.update({a.name: {"phase": "gen0", "generation": 0} for a in pending})
+            refs: dict[Any, tuple[ArmSpec, Any]] = {}
+            for arm in pending:
+                pg = placement_group(_bundles(arm.config), strategy="PACK")
+                strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0,
+                                                            placement_group_capture_child_tasks=True)
+                opts = {"num_cpus": max(arm.config.ray.arm_cpus, 0.01), "num_gpus": arm.config.ray.arm_gpus,
+                        "scheduling_strategy": strategy, "max_retries": 0}
+                ref = arm_remote.options(**opts).remote(arm, str(self.run_dir), str(self.gen0_path(arm)))
+                refs[ref] = (arm, pg)
+            while refs:
+                done, _ = ray.wait(list(refs), timeout=1.0)
+                for ref in done:
+                    arm, pg = refs.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001
+                        cause = getattr(exc, "cause", None) or exc
+                        log.error("arm %s failed: %s: %s", arm.name, type(cause).__name__, cause)
+                        result.failed[arm.name] = f"{type(cause).__name__}: {cause}"
+                    remove_placement_group(pg)
+                self.deliver()
+                progress.update(self.statuses())
+        finally:
+            if owns:
+                ray.shutdown()
+
+
+def run_config(cfg: ExperimentConfig, progress_stream=None) -> SweepResult:
+    return Driver(cfg).run(progress_stream)
+
+
+def resume_run_dir(run_dir: str | Path, overrides: list[str] | None = None, progress_stream=None) -> SweepResult:
+    """Continue every arm of RUN_DIR from its last completed generation (same MLflow runs)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise RunDirError(f"{run_dir}: not a run directory (no config.yaml); start one with `sccl run CONFIG`")
+    raw = yaml.safe_load(cfg_path.read_text())
+    allowed = ("ray.", "mlflow.", "eval.gif", "eval.plots")
+    for text in overrides or []:
+        if not text.startswith(allowed):
+            raise ConfigError(f"override {text!r}: only ray.*, mlflow.* and eval.gif/plots may change on resume")
+    cfg = config_from_dict(raw, overrides)
+    return Driver(cfg, run_dir).run(progress_stream)
+
+
+def summary_text(result: SweepResult) -> str:
+    lines = ["", f"output directory : {result.run_dir}", f"MLflow experiment: {result.experiment}",
+             f"tracking store   : {result.tracking_uri}"]
+    keys = ["quality/fid", "quality/fid_k", "physics/phys_err_mm", "diversity/diversity", "toy/w2",
+            "correction/acceptance_rate"]
+    header = f"{'arm':40} " + " ".join(f"{k.split('/')[-1]:>14}" for k in keys)
+    lines += ["", header, "-" * len(header)]
+    for name, rec in result.arms.items():
+        vals = " ".join(f"{rec[k]:14.4g}" if isinstance(rec.get(k), (int, float)) else f"{'-':>14}" for k in keys)
+        lines.append(f"{name:40.40} {vals}" + ("   FAILED" if name in result.failed else ""))
+    for name, why in result.failed.items():
+        lines.append(f"arm {name} failed: {why}  (fix, then `sccl resume {result.run_dir}`)")
+    if result.undelivered > 0:
+        lines.append(f"{result.undelivered} generation record(s) are not yet in MLflow; "
+                     f"`sccl resume {result.run_dir}` delivers them once the server is reachable")
+    lines.append(f"open the curves : sccl ui --tracking-uri '{result.tracking_uri}'   (then http://127.0.0.1:5000)")
+    lines.append(f"static report   : sccl report {result.run_dir} --out {result.run_dir}/report")
+    return "\n".join(lines)

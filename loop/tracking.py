@@ -1,0 +1,162 @@
+"""MLflow tracking for sweeps: one experiment per sweep name, a parent run per sweep, one
+nested run per arm, metrics with ``step=generation`` (one ``log_batch`` per generation).
+
+Only the driver talks to MLflow. Arms write each generation's record to their run
+directory first (the *spool*); the driver delivers records to MLflow and remembers what it
+delivered. Delivery is idempotent — before the first delivery to a run in a process, the run's
+``loop/generation`` history is read back, so a crash between logging and bookkeeping never
+duplicates a step — and a tracking outage only delays delivery: records stay spooled and are
+retried later (or by ``sccl resume``).
+
+The explicit :class:`mlflow.MlflowClient` API is used throughout, never the fluent
+``mlflow.set_experiment``, which exports ``MLFLOW_EXPERIMENT_ID`` into the environment of the
+process (and of Ray workers started from it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from motion.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: The metric every generation record carries; its history tells which steps exist.
+GENERATION_KEY = "loop/generation"
+
+
+class TrackingError(UserError):
+    """The tracking server cannot be reached or refused a request at start-up."""
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<cwd>/mlflow.db`` (absolute, so Ray
+    workers started elsewhere and ``sccl ui`` all see the same store)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def _configure_http_retries() -> None:
+    # MLflow's defaults retry for minutes; a dead server must be noticed in seconds.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+class Tracker:
+    """Thin, idempotent wrapper around :class:`mlflow.MlflowClient` for one sweep."""
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+        _configure_http_retries()
+        import mlflow
+
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.artifact_root = artifact_root
+        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        self._known_steps: dict[str, set[int]] = {}
+
+    # --------------------------------------------------------------- set-up
+    def check(self) -> None:
+        """Fail fast (before any compute) when the store is unreachable."""
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
+            raise TrackingError(
+                f"MLflow tracking store {self.tracking_uri} is not reachable: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''} "
+                "(start the server, or unset MLFLOW_TRACKING_URI to use the local SQLite store)"
+            ) from None
+
+    def experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        location = None
+        if self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:"):
+            root = Path(self.artifact_root or Path.cwd() / "mlartifacts").resolve()
+            location = (root / name).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def create_run(self, experiment_id: str, name: str, parent_run_id: str | None = None,
+                   tags: dict[str, str] | None = None) -> str:
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        return run.info.run_id
+
+    def run_exists(self, run_id: str) -> bool:
+        try:
+            run = self.client.get_run(run_id)
+        except Exception:  # noqa: BLE001
+            return False
+        return run.info.lifecycle_stage != "deleted"
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(run_id).data.params
+        new = [Param(k[:250], _param_value(v)) for k, v in params.items() if k[:250] not in existing]
+        for i in range(0, len(new), 100):
+            self.client.log_batch(run_id, params=new[i:i + 100])
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # --------------------------------------------------------------- metrics
+    def logged_steps(self, run_id: str) -> set[int]:
+        if run_id not in self._known_steps:
+            history = self.client.get_metric_history(run_id, GENERATION_KEY)
+            self._known_steps[run_id] = {int(m.step) for m in history}
+        return self._known_steps[run_id]
+
+    def log_generations(self, run_id: str, records: list[dict[str, Any]]) -> int:
+        """Log spooled generation records (at most one ``log_batch`` per generation: records
+        that piled up while the driver was busy or the server was down go out together).
+
+        A record is ``{"generation": g, <metric>: value, ..., "artifacts": [[path, subdir]]}``.
+        Steps already in MLflow are skipped (idempotent). Returns the number of records sent."""
+        from mlflow.entities import Metric
+
+        known = self.logged_steps(run_id)
+        todo = [r for r in records if int(r["generation"]) not in known]
+        batch: list[Metric] = []
+        ts = int(time.time() * 1000)
+        for record in todo:
+            g = int(record["generation"])
+            batch.append(Metric(GENERATION_KEY, float(g), ts, g))
+            for key, value in record.items():
+                if key in ("generation", "artifacts", GENERATION_KEY) or isinstance(value, bool):
+                    continue
+                if not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+                    continue  # MLflow rejects non-finite values; the spool (metrics.jsonl) keeps them
+                batch.append(Metric(key, float(value), ts, g))
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i:i + 1000])
+        known.update(int(r["generation"]) for r in todo)
+        # per-generation files (sub-directory set) for each record; refreshed files (the collapse
+        # curves, no sub-directory) once, from the newest record
+        for i, record in enumerate(todo):
+            for path, sub in record.get("artifacts", []):
+                if (sub or i == len(todo) - 1) and Path(path).exists():
+                    self.client.log_artifact(run_id, path, artifact_path=sub or None)
+        return len(todo)
