@@ -1,0 +1,259 @@
+"""Correctors: physics on real PyBullet, failure policies, registry/plugins, toy correctors, CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from correctors import (
+    CorrectionResult, Corrector, CorrectorError, SampleOutcome, apply_policy, available_correctors, build_corrector,
+    summarize,
+)
+from correctors.base import count_status
+from loop.cli import main as cli_main
+from motion import quaternion as quat
+from motion.deepmimic import bundled_motion_dir, read_clip, write_clip
+from simulators import physics_metrics
+
+
+class ScalePlugin(Corrector):
+    """A third-party corrector, loaded through ``test_correctors:ScalePlugin`` or an entry point."""
+
+    name = "scale"
+    domain = "vector"
+    config_keys = ("factor",)
+
+    def correct(self, batch, seed, *, offset=0):
+        out = [SampleOutcome("ok", corrected=row * float(self.config.get("factor", 2.0))) for row in batch]
+        return apply_policy(batch, out, self.policy, self.domain)
+
+
+@pytest.fixture(scope="module")
+def walk():
+    return read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion
+
+
+@pytest.fixture(scope="module")
+def physics():
+    c = build_corrector("physics", {})
+    yield c
+    c.close()
+
+
+def corrupted(walk):
+    rng = np.random.default_rng(0)
+    noise = quat.from_axis_angle(np.array([1.0, 0.0, 0.0]), rng.normal(0, 0.08, walk.joint_rots.shape[:2]))
+    jitter = walk.replace(joint_rots=quat.multiply(walk.joint_rots, noise),
+                          joint_angles=walk.joint_angles + rng.normal(0, 0.08, walk.joint_angles.shape), name="jitter")
+    sunk = walk.replace(root_pos=walk.root_pos - np.array([0.0, 0.1, 0.0]), name="sunk")
+    floating = walk.replace(root_pos=walk.root_pos + np.array([0.0, 0.2, 0.0]), name="floating")
+    return [jitter, sunk, floating]
+
+
+def test_physics_corrects_walk(physics, walk):
+    res = physics.correct([walk], seed=0)
+    assert res.status == ["ok"] and res.counts == {"ok": 1}
+    d = res.diagnostics[0]
+    assert d["success"] == 1.0 and np.isnan(d["fall_time_s"])
+    assert d["penetrate_after_mm"] <= 5.0
+    assert d["root_relative_error_mm"] <= 60.0
+    assert 0.0 < d["assist_fraction_g"] < 1.0
+    out = res.samples[0]
+    assert out.num_frames == walk.num_frames and out.fps == walk.fps and out.label == walk.label
+
+
+def test_corrupted_inputs_get_better(physics, walk):
+    clips = corrupted(walk)
+    res = physics.correct(clips, seed=0)
+    assert res.status == ["ok", "ok", "ok"]
+    for clip, out in zip(clips, res.samples):
+        before, after = physics_metrics(clip), physics_metrics(out)
+        assert after["phys_err_mm"] < before["phys_err_mm"], clip.name
+    jitter_before = physics_metrics(clips[0])["jitter"]
+    assert physics_metrics(res.samples[0])["jitter"] < jitter_before
+
+
+@pytest.mark.parametrize("policy,kept", [("reject", [0]), ("keep_raw", [0, 1]), ("keep_partial", [0, 1])])
+def test_fall_policies(walk, policy, kept):
+    corrector = build_corrector("physics", {"assist_cap_g": 0.0, "policy": policy})
+    try:
+        hanging = walk.replace(root_pos=walk.root_pos + np.array([0.0, 1.5, 0.0]), name="hanging")
+        still = walk.slice(0, 2)  # 2 frames: too short to fall
+        res = corrector.correct([still, hanging], seed=0)
+    finally:
+        corrector.close()
+    assert res.status == ["ok", "fall"]
+    assert sum(res.counts.values()) == 2
+    assert list(res.kept_index) == kept
+    assert [d["kept"] for d in res.diagnostics] == [1.0 if i in kept else 0.0 for i in range(2)]
+    assert 0.0 < res.diagnostics[1]["fall_time_s"] < 1.0
+    if policy == "keep_raw":
+        assert res.samples[1] is hanging
+    if policy == "keep_partial":
+        assert res.samples[1].num_frames < hanging.num_frames
+
+
+def test_exception_is_counted_not_raised(walk, monkeypatch):
+    corrector = build_corrector("physics", {"policy": "keep_partial"})
+    try:
+        def boom(motion, **kw):
+            raise RuntimeError("solver exploded")
+
+        monkeypatch.setattr(corrector.sim, "track", boom)
+        res = corrector.correct([walk, walk], seed=0)
+    finally:
+        corrector.close()
+    assert res.status == ["error", "error"] and res.counts == {"error": 2}
+    assert res.samples == [] and len(res.kept_index) == 0
+    assert len(res.diagnostics) == 2
+
+
+def test_nan_never_reaches_output():
+    batch = np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, 3.0]])
+    outcomes = [SampleOutcome("ok", corrected=batch[0]), SampleOutcome("fall", partial=batch[1]),
+                SampleOutcome("ok", corrected=np.array([np.inf, 0.0]))]
+    for policy in ("reject", "keep_raw", "keep_partial"):
+        res = apply_policy(batch, outcomes, policy, "vector")
+        assert np.isfinite(res.samples).all()
+        assert sum(res.counts.values()) == 3
+        assert res.status[2] == "nan"
+    res = build_corrector("none", {"policy": "keep_raw"}).correct(batch, seed=0)
+    assert list(res.kept_index) == [0, 2] and res.counts == {"ok": 2, "nan": 1}
+
+
+def test_summary_and_merge():
+    a = CorrectionResult(np.zeros((1, 2)), np.array([0]), ["ok", "fall"], [{"x": 1.0}, {"x": 3.0}], {"ok": 1, "fall": 1})
+    b = CorrectionResult(np.ones((1, 2)), np.array([1]), ["nan", "ok"], [{"x": np.nan}, {"x": 5.0}], {"nan": 1, "ok": 1})
+    merged = CorrectionResult.merge([a, b], [0, 2], "vector")
+    assert list(merged.kept_index) == [0, 3] and merged.status == ["ok", "fall", "nan", "ok"]
+    assert merged.counts == count_status(merged.status) == {"ok": 2, "fall": 1, "nan": 1}
+    s = summarize([merged])
+    assert s["acceptance_rate"] == 0.5 and s["count_ok"] == 2.0 and s["mean_x"] == 3.0
+
+
+# ------------------------------------------------------------------ registry
+
+def test_builtins_listed():
+    assert {"none", "physics", "ideal", "nearest_cluster"} <= set(available_correctors())
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(CorrectorError) as err:
+        build_corrector("phisics", {})
+    msg = str(err.value)
+    assert "phisics" in msg and "physics" in msg and "nearest_cluster" in msg
+
+
+def test_bad_config_names_corrector():
+    with pytest.raises(CorrectorError, match="physics.*assist_cap"):
+        build_corrector("physics", {"assist_cap": 1})
+    with pytest.raises(CorrectorError, match="policy"):
+        build_corrector("none", {"policy": "drop"})
+    with pytest.raises(CorrectorError, match="cannot import module"):
+        build_corrector("no_such_module_xyz:Thing", {})
+    with pytest.raises(CorrectorError, match="not a subclass"):
+        build_corrector("json:dumps", {})
+
+
+def test_module_class_plugin():
+    c = build_corrector("test_correctors:ScalePlugin", {"factor": 3})
+    res = c.correct(np.ones((2, 2)), seed=0)
+    assert np.allclose(res.samples, 3.0)
+
+
+def test_entry_point_plugin(tmp_path, monkeypatch):
+    dist = tmp_path / "sccl_test_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sccl-test-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sccl.correctors]\nscale = test_correctors:ScalePlugin\n"
+                                           "broken = no_such_module_xyz:Thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "scale" in available_correctors()
+    c = build_corrector("scale", {"factor": 0.5})
+    assert isinstance(c, ScalePlugin)
+    assert np.allclose(c.correct(np.ones((1, 3)), seed=0).samples, 0.5)
+    with pytest.raises(CorrectorError, match="broken"):
+        build_corrector("broken", {})
+
+
+# ------------------------------------------------------------------ toy correctors
+
+def test_ideal_replacement_rate_and_sharding():
+    gamma = 0.5
+    c = build_corrector("ideal", {"gamma": gamma, "target_mean": [5.0, 5.0], "target_cov": [[1, 0], [0, 1]]})
+    x = np.zeros((4000, 2))
+    res = c.correct(x, seed=7)
+    replaced = np.array([d["replaced"] for d in res.diagnostics])
+    assert replaced.mean() == pytest.approx(gamma / (1 + gamma), abs=0.03)
+    assert np.allclose(res.samples[replaced == 1].mean(0), [5.0, 5.0], atol=0.1)
+    assert np.all(res.samples[replaced == 0] == 0.0)
+    # sharding invariance: two halves with offsets == the whole batch
+    h1 = c.correct(x[:1500], seed=7, offset=0)
+    h2 = c.correct(x[1500:], seed=7, offset=1500)
+    assert np.array_equal(np.concatenate([h1.samples, h2.samples]), res.samples)
+
+
+def test_ideal_prepare_fits_target():
+    rng = np.random.default_rng(0)
+    real = rng.normal([1.0, -2.0], 0.5, size=(2000, 2))
+    c = build_corrector("ideal", {"gamma": 1e9})
+    c.prepare(real)
+    out = c.correct(np.zeros((3000, 2)), seed=1).samples
+    assert np.allclose(out.mean(0), [1.0, -2.0], atol=0.05)
+    assert np.allclose(out.std(0), 0.5, atol=0.05)
+    with pytest.raises(CorrectorError, match="no target"):
+        build_corrector("ideal", {}).correct(np.zeros((1, 2)), seed=0)
+
+
+def test_nearest_cluster():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    real = np.concatenate([c + rng.normal(0, 0.3, (200, 2)) for c in centres])
+    c = build_corrector("nearest_cluster", {"k": 3, "strength": 1.0})
+    c.prepare(real)
+    x = np.array([[1.0, 1.0], [9.0, 1.0], [np.nan, 0.0]])
+    res = c.correct(x, seed=0)
+    assert res.status == ["ok", "ok", "nan"] and list(res.kept_index) == [0, 1]
+    assert np.allclose(res.samples, centres[:2], atol=0.1)
+    half = build_corrector("nearest_cluster", {"k": 3, "strength": 0.5})
+    half.prepare(real)
+    out = half.correct(x[:2], seed=0).samples
+    assert np.allclose(out, (x[:2] + res.samples) / 2)
+    with pytest.raises(CorrectorError, match="prepare"):
+        build_corrector("nearest_cluster", {}).correct(x, seed=0)
+
+
+# ------------------------------------------------------------------ CLI
+
+def test_cli_correct_and_physics(tmp_path, walk, capsys):
+    src = tmp_path / "in"
+    write_clip(walk.slice(0, 20), src / "walk.txt")
+    write_clip(walk.replace(root_pos=walk.root_pos + np.array([0.0, 1.5, 0.0])), src / "hanging.txt")
+    out = tmp_path / "out"
+    rc = cli_main(["correct", str(src), str(out), "--set", "assist_cap_g=0", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    by_clip = {r["clip"]: r for r in report["clips"]}
+    assert by_clip["hanging.txt"]["status"] == "fall" and by_clip["hanging.txt"]["written"] is None
+    assert sum(report["counts"].values()) == 2
+    written = [p.name for p in out.iterdir()]
+    assert [r["clip"] for r in report["clips"] if r["written"]] == written
+    assert read_clip(out / written[0]).motion.num_frames > 0
+
+    assert cli_main(["physics", str(src), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"penetrate_mm", "float_mm", "skate_mm", "phys_err_mm", "jitter"} <= set(metrics["mean"])
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert cli_main(["correct", str(tmp_path / "missing"), str(tmp_path / "o")]) == 2
+    src = tmp_path / "in"
+    write_clip(read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion.slice(0, 3), src / "w.txt")
+    assert cli_main(["correct", str(src), str(tmp_path / "o"), "--corrector", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown corrector 'nope'" in err and "physics" in err
+    assert cli_main(["correct", str(src), str(tmp_path / "o"), "--set", "novalue"]) == 2
