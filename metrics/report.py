@@ -1,0 +1,245 @@
+"""Sweep report: every arm's collapse curves overlaid per metric, and a final-generation table.
+
+Reads the run directory the loop writes::
+
+    RUN_DIR/arms/<arm>/metrics.jsonl   one JSON object per generation ("generation" + metric keys)
+    RUN_DIR/arms/<arm>/arm.json        {"name", "params": {... "seed"}, "group": arm name without seed}
+
+Arms with the same ``group`` differ only by seed: a curve shows their mean per generation with a
+min–max band, and the table shows mean ± the half-width of a 95 % t-interval over seeds (n = 1:
+no interval). Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus
+``final.json`` with the same numbers for scripts. No JavaScript, nothing fetched from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metrics.plots import _mpl, metric_keys, metric_sort_key
+from motion.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Direction of "better" per key prefix/key (shown in the table header); see docs/METRICS.md.
+BETTER: dict[str, str] = {
+    "quality/fid": "↓", "quality/fid_train": "↓", "quality/fid_k": "↓", "quality/fid_g": "↓",
+    "quality/precision": "↑", "quality/recall": "↑", "quality/density": "→1", "quality/coverage": "↑",
+    "quality/recognition_acc": "↑", "diversity/diversity": "→real", "diversity/multimodality": "→real",
+    "diversity/div_k": "→real", "diversity/div_g": "→real", "memorisation/nn_train_dist": "→real",
+    "memorisation/nn_ratio": "→1", "memorisation/copy_fraction": "↓", "physics/penetrate_mm": "↓",
+    "physics/float_mm": "↓", "physics/skate_mm": "↓", "physics/phys_err_mm": "↓", "physics/jitter": "→real",
+    "correction/acceptance_rate": "↑", "toy/w2": "↓", "toy/mean_error": "↓", "toy/cov_trace": "→target",
+    "toy/cov_logdet": "→target",
+}
+
+
+class ReportError(UserError):
+    """The run directory cannot be read (names the file and what is wrong)."""
+
+
+@dataclass
+class Arm:
+    name: str
+    group: str
+    params: dict
+    history: list[dict] = field(default_factory=list)
+
+    def final(self, key: str) -> tuple[float, float]:
+        """(generation, value) of the last finite value of ``key``; NaNs if none."""
+        for row in reversed(self.history):
+            v = _num(row.get(key))
+            if math.isfinite(v):
+                return float(row.get("generation", math.nan)), v
+        return math.nan, math.nan
+
+
+def _num(v: object) -> float:
+    if isinstance(v, bool):
+        return float("nan")
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def load_run(run_dir: Path) -> list[Arm]:
+    """Arms of a run directory, sorted by group then name."""
+    run_dir = Path(run_dir)
+    arms_dir = run_dir / "arms"
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a directory (expected a run directory with arms/<arm>/metrics.jsonl)")
+    if not arms_dir.is_dir():
+        raise ReportError(f"{run_dir}: no arms/ folder (expected arms/<arm>/metrics.jsonl)")
+    arms = []
+    for d in sorted(p for p in arms_dir.iterdir() if p.is_dir()):
+        meta_path = d / "arm.json"
+        meta: dict = {}
+        if meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ReportError(f"{meta_path}: not valid JSON ({exc})") from None
+        history = []
+        metrics_path = d / "metrics.jsonl"
+        if metrics_path.exists():
+            for i, line in enumerate(metrics_path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    # the last line of a running arm may be half-written
+                    log.warning("%s:%d: skipping unreadable line", metrics_path, i)
+                    continue
+                if isinstance(row, dict):
+                    history.append(row)
+        history.sort(key=lambda r: _num(r.get("generation", 0)))
+        name = str(meta.get("name", d.name))
+        arms.append(Arm(name, str(meta.get("group", name)), dict(meta.get("params", {})), history))
+    if not arms:
+        raise ReportError(f"{arms_dir}: no arm folders")
+    if not any(a.history for a in arms):
+        raise ReportError(f"{arms_dir}: no arm has any metrics.jsonl rows yet")
+    return sorted(arms, key=lambda a: (a.group, a.name))
+
+
+def group_arms(arms: list[Arm]) -> dict[str, list[Arm]]:
+    groups: dict[str, list[Arm]] = {}
+    for a in arms:
+        groups.setdefault(a.group, []).append(a)
+    return groups
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half-width of the t confidence interval, n) over finite values; half-width NaN for n < 2."""
+    from scipy import stats
+
+    v = np.array([x for x in values if math.isfinite(x)], dtype=float)
+    n = int(v.size)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(v[0]), math.nan, 1
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return float(v.mean()), half, n
+
+
+def _curve(arms: list[Arm], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    gens = sorted({_num(r.get("generation")) for a in arms for r in a.history} - {math.nan})
+    mean, lo, hi = [], [], []
+    for g in gens:
+        vals = [
+            _num(r.get(key)) for a in arms for r in a.history if _num(r.get("generation")) == g
+        ]
+        vals = [v for v in vals if math.isfinite(v)]
+        mean.append(np.mean(vals) if vals else np.nan)
+        lo.append(np.min(vals) if vals else np.nan)
+        hi.append(np.max(vals) if vals else np.nan)
+    return np.array(gens), np.array(mean), np.array(lo), np.array(hi)
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "–" if math.isnan(x) else ("∞" if x > 0 else "−∞")
+    return f"{x:.4g}"
+
+
+def build_report(run_dir: Path, out_dir: Path) -> Path:
+    """Write ``out_dir/index.html`` (+ ``img/*.png``, ``final.json``); returns the HTML path."""
+    plt = _mpl()
+    arms = load_run(run_dir)
+    groups = group_arms(arms)
+    keys = metric_keys([r for a in arms for r in a.history])
+    out_dir = Path(out_dir)
+    (out_dir / "img").mkdir(parents=True, exist_ok=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figures = []
+    for key in keys:
+        fig, ax = plt.subplots(figsize=(5.0, 3.2))
+        for i, (gname, members) in enumerate(groups.items()):
+            gens, mean, lo, hi = _curve(members, key)
+            ok = np.isfinite(mean)
+            if not ok.any():
+                continue
+            c = colours[i % len(colours)]
+            ax.plot(gens[ok], mean[ok], marker="o", ms=3, color=c, label=f"{gname} (n={len(members)})")
+            if len(members) > 1:
+                ax.fill_between(gens[ok], lo[ok], hi[ok], color=c, alpha=0.2, lw=0)
+        ax.set_title(f"{key}  ({BETTER.get(key, '')})" if key in BETTER else key, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = f"img/{_slug(key)}.png"
+        fig.savefig(out_dir / name, dpi=80)
+        plt.close(fig)
+        figures.append((key, name))
+    final: dict[str, dict] = {}
+    for gname, members in groups.items():
+        row = {}
+        for key in keys:
+            finals = [a.final(key) for a in members]
+            m, half, n = mean_ci([v for _, v in finals])
+            gen = max((g for g, _ in finals if math.isfinite(g)), default=math.nan)
+            row[key] = {"mean": m, "ci95": half, "n": n, "generation": gen}
+        final[gname] = {"arms": [a.name for a in members], "params": _common_params(members), "metrics": row}
+    (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
+    path = out_dir / "index.html"
+    path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final), encoding="utf-8")
+    log.info("report for %d arms (%d groups, %d metrics) at %s", len(arms), len(groups), len(keys), path)
+    return path
+
+
+def _common_params(members: list[Arm]) -> dict:
+    params = [{k: v for k, v in a.params.items() if k != "seed"} for a in members]
+    return {k: v for k, v in params[0].items() if all(p.get(k) == v for p in params)} if params else {}
+
+
+def _html(run_dir: Path, arms, groups, keys, figures, final) -> str:
+    e = html.escape
+    head = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>sccl report</title><style>"
+        "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
+        "td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:8px}"
+        ".figs img{width:400px}</style></head><body>"
+    )
+    parts = [head, f"<h1>Collapse report: {e(str(run_dir))}</h1>"]
+    parts.append(
+        f"<p>{len(arms)} arms in {len(groups)} groups (arms differing only by seed). Curves: mean over seeds, "
+        "band = min–max. Table: value at each arm's last generation, mean ± half-width of the 95% "
+        "t-interval over seeds (no interval for one seed). Metric definitions and directions: docs/METRICS.md.</p>"
+    )
+    parts.append("<h2>Final generation</h2><div style='overflow-x:auto'><table><tr><th>metric</th><th>better</th>")
+    parts += [f"<th>{e(g)}<br><small>n={len(m)}</small></th>" for g, m in groups.items()]
+    parts.append("</tr>")
+    for key in keys:
+        parts.append(f"<tr><td>{e(key)}</td><td>{e(BETTER.get(key, ''))}</td>")
+        for g in groups:
+            cell = final[g]["metrics"][key]
+            txt = _fmt(cell["mean"]) + (f" ± {_fmt(cell['ci95'])}" if math.isfinite(cell["ci95"]) else "")
+            parts.append(f"<td title='generation {_fmt(cell['generation'])}'>{e(txt)}</td>")
+        parts.append("</tr>")
+    parts.append("</table></div><h2>Curves</h2><div class='figs'>")
+    parts += [f"<a href='{e(src)}'><img src='{e(src)}' alt='{e(k)}'></a>" for k, src in figures]
+    parts.append("</div><h2>Arms</h2><table><tr><th>arm</th><th>group</th><th>generations</th><th>params</th></tr>")
+    for a in arms:
+        gens = len(a.history)
+        parts.append(
+            f"<tr><td>{e(a.name)}</td><td>{e(a.group)}</td><td>{gens}</td>"
+            f"<td>{e(json.dumps(a.params, sort_keys=True, default=str))}</td></tr>"
+        )
+    parts.append("</table></body></html>")
+    return "".join(parts)

@@ -1,0 +1,63 @@
+"""`sccl report` on a fake run directory: groups by seed, curves, table with t-intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from scipy import stats
+
+from loop.cli import main
+from metrics.report import build_report, load_run, mean_ci
+
+
+def _write_arm(run, name, group, seed, fids, extra=None):
+    d = run / "arms" / name
+    d.mkdir(parents=True)
+    (d / "arm.json").write_text(json.dumps({"name": name, "group": group, "params": {"lambda": 0.5, "seed": seed}}))
+    rows = [{"generation": g, "quality/fid": f, "physics/penetrate_mm": 1.0 + g, "timing/metrics_s": 0.1} for g, f in enumerate(fids)]
+    text = "\n".join(json.dumps(r) for r in rows) + "\n" + (extra or "")
+    (d / "metrics.jsonl").write_text(text)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run = tmp_path / "run"
+    _write_arm(run, "corrected-s0", "corrected", 0, [10.0, 11.0, 12.0])
+    _write_arm(run, "corrected-s1", "corrected", 1, [10.0, 12.0, 14.0])
+    _write_arm(run, "corrected-s2", "corrected", 2, [10.0, 13.0, 16.0], extra='{"generation": 3, "quality/f')
+    _write_arm(run, "baseline-s0", "baseline", 0, [10.0, 10.0, 10.0])
+    return run
+
+
+def test_mean_ci_matches_t_interval():
+    m, half, n = mean_ci([12.0, 14.0, 16.0])
+    assert (m, n) == (14.0, 3)
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * 2.0 / math.sqrt(3))
+    assert math.isnan(mean_ci([5.0])[1]) and mean_ci([5.0, float("nan")])[2] == 1
+
+
+def test_report_html_table_and_images(run_dir, tmp_path):
+    arms = load_run(run_dir)
+    assert [a.group for a in arms] == ["baseline", "corrected", "corrected", "corrected"]
+    assert len(arms[-1].history) == 3  # the half-written line is skipped
+    out = tmp_path / "report"
+    path = build_report(run_dir, out)
+    text = path.read_text()
+    assert "<script" not in text and "http" not in text  # static, nothing fetched
+    assert (out / "img" / "quality_fid.png").stat().st_size > 1000
+    assert "img/quality_fid.png" in text and "timing" not in text
+    final = json.loads((out / "final.json").read_text())
+    cell = final["corrected"]["metrics"]["quality/fid"]
+    assert cell["mean"] == 14.0 and cell["n"] == 3 and cell["generation"] == 2
+    assert f"14 ± {cell['ci95']:.4g}" in text
+    assert final["baseline"]["metrics"]["quality/fid"]["n"] == 1
+    assert final["corrected"]["params"] == {"lambda": 0.5}
+
+
+def test_cli_report(run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "index.html").exists()
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "missing: not a directory" in capsys.readouterr().err
