@@ -18,6 +18,8 @@ sequences fast. Shape (``betas``) changes the rest skeleton and hence the leg le
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -125,17 +127,10 @@ def load_body_model(path: Path, model_type: str, gender: str, num_betas: int):
         return _MODEL_CACHE[key]
     kwargs = dict(gender=gender, num_betas=max(num_betas, 1), dtype=torch.float64, batch_size=1)
     ext = path.suffix.lstrip(".")
+    captured = io.StringIO()  # smplx prints notices (e.g. "only 10 shape coefficients"): log them instead
     try:
-        if model_type == "smpl":
-            if ext != "pkl":
-                raise UserError(f"{path}: smplx reads SMPL models from .pkl files only")
-            model = smplx.SMPL(str(path), **kwargs)
-        elif model_type == "smplh":
-            model = smplx.SMPLH(str(path), ext=ext, use_pca=False, **kwargs)
-        elif model_type == "smplx":
-            model = smplx.SMPLX(str(path), ext=ext, use_pca=False, **kwargs)
-        else:
-            raise UserError(f"unknown body model type {model_type!r} (expected smpl, smplh or smplx)")
+        with contextlib.redirect_stdout(captured):
+            model = _construct(smplx, path, model_type, ext, kwargs)
     except UserError:
         raise
     except ModuleNotFoundError as exc:  # e.g. original SMPL-H .pkl files pickle chumpy objects
@@ -143,8 +138,22 @@ def load_body_model(path: Path, model_type: str, gender: str, num_betas: int):
                         "use the .npz models (AMASS download) or install it") from None
     except Exception as exc:
         raise UserError(f"{path}: not a usable {model_type.upper()} body model ({type(exc).__name__}: {exc})") from None
+    for line in captured.getvalue().splitlines():
+        log.debug("smplx: %s", line)
     _MODEL_CACHE[key] = model
     return model
+
+
+def _construct(smplx, path: Path, model_type: str, ext: str, kwargs: dict):
+    if model_type == "smpl":
+        if ext != "pkl":
+            raise UserError(f"{path}: smplx reads SMPL models from .pkl files only")
+        return smplx.SMPL(str(path), **kwargs)
+    if model_type == "smplh":
+        return smplx.SMPLH(str(path), ext=ext, use_pca=False, **kwargs)
+    if model_type == "smplx":
+        return smplx.SMPLX(str(path), ext=ext, use_pca=False, **kwargs)
+    raise UserError(f"unknown body model type {model_type!r} (expected smpl, smplh or smplx)")
 
 
 def smpl_body_kinematics(model, poses: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

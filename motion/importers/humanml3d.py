@@ -34,8 +34,8 @@ velocity. Because those shortest arcs are taken in the *world* frame, a bone's t
 the world rather than the body (a hanging thigh has the identity rotation whatever way the
 body faces), which would twist the humanoid's legs against its pelvis; each bone is therefore
 re-expressed as heading x shortest arc in the body-facing frame (same bone direction -- all
-the rotations hold -- with the twist carried by the body). The bones go to the retargeting core as joints whose rest pose is the raw
-direction skeleton (bone lengths measured from the ric positions). Twist that the features do
+the rotations hold -- with the twist carried by the body). The bones go to the retargeting
+core as joints whose rest pose is the raw direction skeleton (bone lengths measured from the ric positions). Twist that the features do
 not hold cannot come back (forearm and shin twist, torso twist about the spine). The feet's
 rest rotation is the slope of the ankle -> toe bone measured on planted frames (foot contacts),
 so that a flat source foot gives a flat humanoid foot.
