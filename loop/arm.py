@@ -404,7 +404,7 @@ class _Evaluator:
             return toy_metrics(samples, real.target_mean, real.target_cov), files
         from loop.evaluation import evaluate_motion_samples, render_generation
 
-        metrics = evaluate_motion_samples(samples, labels, real, self.cache_dir)
+        metrics = evaluate_motion_samples(samples, labels, real, self.cache_dir, cfg.eval.evaluator_steps)
         if cfg.eval.gif:
             gif = render_generation(samples, labels, real, gen_dir / "samples.gif")
             if gif is not None:

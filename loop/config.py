@@ -9,6 +9,7 @@ A config may declare a sweep: explicit ``arms`` (named overrides) crossed with a
 from __future__ import annotations
 
 import copy
+import difflib
 import dataclasses
 import hashlib
 import itertools
@@ -83,6 +84,7 @@ class EvalSection:
     every: int = 1  #: evaluate every k generations (the last one always)
     gif: bool = True  #: render a GIF of samples beside real windows each evaluated generation
     plots: bool = True  #: refresh the collapse-curve PNG (each generation, at most every 20 s)
+    evaluator_steps: int = 600  #: training steps of the learned motion evaluator (trained once, cached)
     cache_dir: str | None = None  #: trained-evaluator cache (None: $SCCL_CACHE_DIR or ~/.cache/sccl)
 
 
@@ -140,6 +142,7 @@ class ExperimentConfig:
             ("train.steps_per_generation", self.train.steps_per_generation >= 0, "an integer >= 0"),
             ("eval.num_samples", self.eval.num_samples >= 1, "an integer >= 1"),
             ("eval.every", self.eval.every >= 1, "an integer >= 1"),
+            ("eval.evaluator_steps", self.eval.evaluator_steps >= 1, "an integer >= 1"),
             ("ray.arm_cpus", self.ray.arm_cpus >= 0, "a number >= 0"),
             ("ray.arm_gpus", self.ray.arm_gpus >= 0, "a number >= 0"),
             ("ray.correction_workers", self.ray.correction_workers >= 0, "an integer >= 0"),
@@ -246,8 +249,8 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in names:
-            close = [n for n in names if n.startswith(str(key)[:3])]
-            hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"unknown config key '{prefix}{key}'{hint}; allowed: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in raw.items()}
     return cls(**kwargs)
@@ -341,7 +344,7 @@ def expand_arms(cfg: ExperimentConfig) -> list[ArmSpec]:
             raise ConfigError(f"config key 'grid.{key}': expected a non-empty list of values")
     combos = list(itertools.product(*(cfg.grid[k] for k in grid_keys))) if grid_keys else [()]
     arms: list[ArmSpec] = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
     for i, entry in enumerate(arm_entries):
         if not isinstance(entry, dict):
             raise ConfigError(f"config key 'arms[{i}]': expected a mapping of overrides")
@@ -350,28 +353,33 @@ def expand_arms(cfg: ExperimentConfig) -> list[ArmSpec]:
         for combo in combos:
             raw = copy.deepcopy(base)
             params: dict[str, Any] = {}
-            for key, value in entry.items():
+            # the arm's own overrides win over grid axes (a baseline with synthetic_ratio 0 is
+            # not multiplied by a synthetic_ratio grid)
+            axes = [(k, v) for k, v in zip(grid_keys, combo) if k not in entry]
+            for key, value in axes:
                 _set_dotted(raw, key, value)
                 params[key] = value
-            for key, value in zip(grid_keys, combo):
+            for key, value in entry.items():
                 _set_dotted(raw, key, value)
                 params[key] = value
             try:
                 arm_cfg = _build(ExperimentConfig, raw)
                 arm_cfg.validate()
             except ConfigError as exc:
-                where = f"arm {label or i}" + (f" with {dict(zip(grid_keys, combo))}" if grid_keys else "")
+                where = f"arm {label or i}" + (f" with {dict(axes)}" if axes else "")
                 raise ConfigError(f"{where}: {exc}") from None
             parts = [label] if label else []
-            parts += [f"{k.split('.')[-1]}={_short(v)}" for k, v in zip(grid_keys, combo)]
-            name = "_".join(parts) or "arm"
+            parts += [f"{k.split('.')[-1]}={_short(v)}" for k, v in axes]
+            name = re.sub(r"[^A-Za-z0-9_.=\-]", "-", "_".join(parts) or "arm")
             group_parts = [label] if label else []
-            group_parts += [f"{k.split('.')[-1]}={_short(v)}" for k, v in zip(grid_keys, combo) if k != "seed"]
-            name = re.sub(r"[^A-Za-z0-9_.=\-]", "-", name)
-            if name in seen:
-                raise ConfigError(f"config: two arms are both named {name!r}; give each entry of 'arms' a distinct name")
-            seen.add(name)
+            group_parts += [f"{k.split('.')[-1]}={_short(v)}" for k, v in axes if k != "seed"]
             params.setdefault("seed", arm_cfg.seed)
+            if name in seen:
+                if seen[name] == arm_cfg.to_dict():
+                    continue  # the same arm reached through an overridden grid axis
+                raise ConfigError(f"config: two different arms are both named {name!r}; "
+                                  "give each entry of 'arms' a distinct name")
+            seen[name] = arm_cfg.to_dict()
             arms.append(ArmSpec(name=name, config=arm_cfg, params=params, group="_".join(group_parts) or "arm"))
     return arms
 

@@ -17,24 +17,25 @@ log = logging.getLogger(__name__)
 _EVALUATORS: dict[tuple[int, str], Any] = {}
 
 
-def prepare_evaluator(real: RealData, cache_dir: Path) -> Any:
+def prepare_evaluator(real: RealData, cache_dir: Path, steps: int = 600) -> Any:
     """Train (or load from the run's cache) the motion evaluator; the driver calls this once
     before arms start so that parallel arms never race to train it."""
     if real.kind != "motion":
         return None
-    key = (id(real), str(cache_dir))
+    key = (id(real), str(cache_dir), steps)
     if key not in _EVALUATORS:
         from metrics.evaluator import get_evaluator
 
-        _EVALUATORS[key] = get_evaluator(real.dataset, Path(cache_dir))
+        _EVALUATORS[key] = get_evaluator(real.dataset, Path(cache_dir), steps=steps)
     return _EVALUATORS[key]
 
 
 def evaluate_motion_samples(samples: np.ndarray, labels: np.ndarray | None, real: RealData,
-                            cache_dir: Path, corrector_summary: dict | None = None) -> dict[str, float]:
+                            cache_dir: Path, evaluator_steps: int = 600,
+                            corrector_summary: dict | None = None) -> dict[str, float]:
     from metrics.motion_metrics import evaluate_generation
 
-    evaluator = prepare_evaluator(real, cache_dir)
+    evaluator = prepare_evaluator(real, cache_dir, evaluator_steps)
     return evaluate_generation(samples, labels, real.dataset, evaluator, corrector_summary=corrector_summary,
                                fps=real.fps)
 

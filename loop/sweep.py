@@ -321,7 +321,8 @@ class Driver:
             from loop.evaluation import prepare_evaluator
 
             first = next(a for a in pending if a.config.data.kind == "motion")
-            prepare_evaluator(load_real_data(first.config.data, first.config.seed), evaluator_cache_dir(first.config))
+            prepare_evaluator(load_real_data(first.config.data, first.config.seed), evaluator_cache_dir(first.config),
+                              first.config.eval.evaluator_steps)
 
     def _gen0_jobs(self, pending: list[ArmSpec]) -> dict[str, ArmSpec]:
         jobs: dict[str, ArmSpec] = {}

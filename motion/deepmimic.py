@@ -196,7 +196,7 @@ def bundled_motion_dir() -> Path:
 def list_clip_files(directory: str | os.PathLike | None = None) -> list[Path]:
     """Motion files of a dataset directory (sorted). The bundled directory is filtered to
     the ``humanoid3d_*`` clips (it also holds a quadruped clip)."""
-    if directory is None:
+    if directory is None or Path(directory).resolve() == bundled_motion_dir().resolve():
         files = sorted(bundled_motion_dir().glob(f"{CLIP_PREFIX}*.txt"))
     else:
         d = Path(directory)
