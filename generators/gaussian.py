@@ -69,7 +69,16 @@ class GaussianGenerator(Generator):
     def diag(self) -> bool:
         return self.config["covariance"] == "diag"
 
-    def fit(self, x, labels, steps, seed, *, continue_training=True, progress: ProgressFn | None = None) -> dict:
+    def fit(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray | None,
+        steps: int,
+        seed: int,
+        *,
+        continue_training: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> dict:
         x = _check_x(x)
         ddof = int(self.config["ddof"])
         if x.shape[0] <= ddof:
@@ -207,7 +216,16 @@ class GaussianMixtureGenerator(Generator):
                 covs.append((resp[:, j, None] * diff).T @ diff / denom + reg * np.eye(x.shape[1]))
         self.covs = np.stack(covs)
 
-    def fit(self, x, labels, steps, seed, *, continue_training=True, progress: ProgressFn | None = None) -> dict:
+    def fit(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray | None,
+        steps: int,
+        seed: int,
+        *,
+        continue_training: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> dict:
         x = _check_x(x)
         k = int(self.config["n_components"])
         if x.shape[0] < k:
