@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from generators.base import save_state
 from loop.config import ArmSpec, ExperimentConfig
+from loop.faults import fault_point
 from loop.realdata import RealData, load_real_data
 from loop.store import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
@@ -68,6 +70,38 @@ def draw_labels(real: RealData, n: int, seed: int) -> np.ndarray | None:
     if freqs is None:
         return None
     return np.random.default_rng(seed).choice(len(freqs), size=n, p=freqs).astype(np.int64)
+
+
+def mix_training_set(regime: str, real_x: np.ndarray, real_y: np.ndarray | None,
+                     syn_x: np.ndarray | None, syn_y: np.ndarray | None,
+                     history: list[tuple[np.ndarray, np.ndarray | None]] = ()) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training set of one generation (pure; the arm runner's mixing step).
+
+    ``augment``: D_real + this generation's kept synthetic samples; ``replace``: the synthetic
+    samples only (nothing at all if every one was rejected); ``accumulate``: D_real + the kept
+    synthetic samples of every earlier generation (``history``, oldest first) + this one's.
+    Without synthetic samples (λ = 0) every regime trains on D_real. Returns float32 x and
+    the matching labels (None for unlabelled data)."""
+    parts_x: list[np.ndarray] = []
+    parts_y: list[np.ndarray] = []
+    if regime in ("augment", "accumulate") or syn_x is None:
+        parts_x.append(real_x)
+        if real_y is not None:
+            parts_y.append(real_y)
+    if regime == "accumulate":
+        for old_x, old_y in history:
+            parts_x.append(old_x)
+            if real_y is not None:
+                parts_y.append(old_y)
+    if syn_x is not None:
+        parts_x.append(syn_x)
+        if syn_y is not None:
+            parts_y.append(syn_y)
+    x = np.concatenate([p for p in parts_x if len(p)], axis=0) if any(len(p) for p in parts_x) else real_x
+    y = np.concatenate(parts_y) if parts_y and real_y is not None else None
+    if regime == "replace" and syn_x is not None and len(syn_x) == 0:
+        x, y = real_x[:0], (real_y[:0] if real_y is not None else None)
+    return x.astype(np.float32), y
 
 
 @dataclass
@@ -142,12 +176,22 @@ class ArmRunner:
     def _load_generator(self, path: Path):
         from generators.base import load_generator
 
-        return load_generator(path)
+        return load_generator(path, expect=expected_checkpoint(self.cfg))
+
+    def _remove_stale_temps(self) -> None:
+        """Temporary files of writes that a crash interrupted (never read; removed on restart)."""
+        for tmp in list(self.paths.root.glob(".*.tmp*")) + list(self.paths.root.glob("gen_*/.*.tmp*")):
+            try:
+                tmp.unlink()
+                log.info("%s: removed %s left by an interrupted write", self.spec.name, tmp)
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------- main
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temps()
         status = StatusWriter(self.paths.status, self.spec.name, cfg.generations)
         state = read_json(self.paths.state, default={}) or {}
         completed = state.get("completed", -1)
@@ -172,6 +216,7 @@ class ArmRunner:
                     status.update(force=True, phase="sample", generation=g, step=0, steps=n_syn)
                     labels = draw_labels(real, n_syn, derive_seed(cfg.seed, g, "labels"))
                     raw = self._timed("sample", lambda: gen.sample(n_syn, labels, derive_seed(cfg.seed, g, "sample")))
+                    fault_point("sample", g)
                     status.update(force=True, phase="correct")
                     if pool is None:
                         pool = self._make_pool(real)
@@ -211,6 +256,8 @@ class ArmRunner:
 
         def progress(step: int, loss: float) -> None:
             status.update(step=step, loss=float(loss))
+            if 2 * step >= steps:
+                fault_point("train", g)
 
         self._timed("train", lambda: gen.fit(x, y, steps, seed, continue_training=cfg.train.finetune,
                                              progress=progress))
@@ -262,38 +309,26 @@ class ArmRunner:
             corrected=kept,
             kept_index=kept_index,
             status=np.array(result.status, dtype=str),
+            before_replace=lambda _tmp: fault_point("correct", g),
             **diag,
         )
         summary = result.summary()
         return kept, kept_labels, {f"correction/{k}": float(v) for k, v in summary.items()}
 
     def _mix(self, real: RealData, syn_x: np.ndarray | None, syn_y: np.ndarray | None, g: int):
-        """Training set of generation g under the arm's regime."""
-        regime = self.cfg.regime
-        parts_x: list[np.ndarray] = []
-        parts_y: list[np.ndarray] = []
-        if regime in ("augment", "accumulate") or syn_x is None:
-            parts_x.append(real.train_x)
-            if real.train_labels is not None:
-                parts_y.append(real.train_labels)
-        if regime == "accumulate":
+        """Training set of generation g under the arm's regime (see :func:`mix_training_set`)."""
+        history: list[tuple[np.ndarray, np.ndarray | None]] = []
+        if self.cfg.regime == "accumulate":
             for h in range(1, g):
                 path = self.paths.synthetic(h)
                 if path.exists():
                     old = read_npz(path)
-                    parts_x.append(old["corrected"])
-                    if real.train_labels is not None:
-                        parts_y.append(old["raw_labels"][old["kept_index"]])
-        if syn_x is not None:
-            parts_x.append(syn_x)
-            if syn_y is not None:
-                parts_y.append(syn_y)
-        x = np.concatenate([p for p in parts_x if len(p)], axis=0) if any(len(p) for p in parts_x) else real.train_x
-        y = np.concatenate(parts_y) if parts_y and real.train_labels is not None else None
-        if regime == "replace" and syn_x is not None and len(syn_x) == 0:
+                    history.append((old["corrected"], old["raw_labels"][old["kept_index"]]
+                                    if real.train_labels is not None else None))
+        x, y = mix_training_set(self.cfg.regime, real.train_x, real.train_labels, syn_x, syn_y, history)
+        if self.cfg.regime == "replace" and syn_x is not None and len(syn_x) == 0:
             log.warning("%s gen %d: every synthetic sample was rejected; training on nothing new", self.spec.name, g)
-            x, y = real.train_x[:0], (real.train_labels[:0] if real.train_labels is not None else None)
-        return x.astype(np.float32), y
+        return x, y
 
     def _finish_generation(self, g: int, gen, real: RealData, evaluator: "_Evaluator",
                            correction: dict[str, float], status: StatusWriter, records: list[dict]) -> dict:
@@ -311,7 +346,8 @@ class ArmRunner:
         records.append(record)
         # checkpoint, then the spool, then state: a generation is complete only once state says so
         status.update(force=True, phase="checkpoint")
-        self._timed("checkpoint", lambda: gen.save(self.paths.checkpoint(g)))
+        self._timed("checkpoint", lambda: save_state(gen.state_dict(), self.paths.checkpoint(g),
+                                                     before_replace=lambda _tmp: fault_point("checkpoint", g)))
         plot_due = g in (0, cfg.generations) or time.time() - self._last_plot > 20.0
         if cfg.eval.plots and plot_due:
             self._last_plot = time.time()
@@ -376,6 +412,8 @@ def train_generation0(spec: ArmSpec, real: RealData, status: StatusWriter | None
     def progress(step: int, loss: float) -> None:
         if status is not None:
             status.update(step=step, loss=float(loss))
+        if 2 * step >= cfg.train.steps_gen0:
+            fault_point("train", 0)
 
     t0 = time.perf_counter()
     gen.fit(real.train_x, real.train_labels, cfg.train.steps_gen0, derive_seed(cfg.seed, 0, "gen0"),
@@ -418,6 +456,18 @@ class _Evaluator:
             return None
         plot_collapse_curves([{k: v for k, v in r.items() if k != "artifacts"} for r in records], out)
         return out
+
+
+def expected_checkpoint(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a checkpoint of this arm must hold (checked on resume): the generator kind and,
+    for the diffusion model, the preset."""
+    name = cfg.generator.name
+    if name not in ("diffusion", "gaussian", "gaussian_mixture"):
+        return {}  # a plugin: its registry name need not be its kind
+    out: dict[str, Any] = {"kind": name}
+    if name == "diffusion":
+        out["preset"] = cfg.generator.preset
+    return out
 
 
 def evaluator_cache_dir(cfg: ExperimentConfig) -> Path:
