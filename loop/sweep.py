@@ -26,9 +26,11 @@ import yaml
 
 from loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
 from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
+from generators.base import CheckpointError
 from loop.realdata import load_real_data
 from loop.store import RunDirError, atomic_write_bytes, read_json, read_jsonl, write_json
 from loop.tracking import Tracker, default_tracking_uri
+from motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class SweepResult:
     failed: dict[str, str] = field(default_factory=dict)
     undelivered: int = 0
     wall_s: float = 0.0
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  #: seconds per phase, per arm (+ "driver")
 
 
 class Progress:
@@ -195,6 +198,7 @@ class Driver:
                 f"{self.run_dir} holds a run of a different configuration; use another output_dir "
                 f"(e.g. output_dir=runs/{self.cfg.name}-2) or `sccl resume {self.run_dir}` to continue that run"
             )
+        self.validate()
         self.tracker.check()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False).encode())
@@ -230,6 +234,47 @@ class Driver:
                                                   "mlflow_run_id": run_id, "config": arm.config.to_dict()})
         self.sweep = sweep
         write_json(self.sweep_path, sweep)
+
+    def validate(self) -> None:
+        """Bad input that would otherwise surface hours into a run, checked before anything is
+        written or computed: the generator and corrector of every arm can be resolved, built
+        from their config (a failing plugin import is caught here), the real data loads, and
+        the checkpoint an arm would resume from is readable and holds the right generator."""
+        from correctors.registry import build_corrector
+        from generators.base import read_state
+        from generators.registry import build_generator
+        from loop.arm import expected_checkpoint, generator_config
+
+        built: set[str] = set()
+        for arm in self.arms:
+            c = arm.config
+            where = f"arm {arm.name}: " if len(self.arms) > 1 else ""
+            key = json.dumps([dataclasses.asdict(c.generator), dataclasses.asdict(c.corrector)], sort_keys=True,
+                             default=str)
+            if key not in built:
+                built.add(key)
+                try:
+                    build_generator(c.generator.name, generator_config(c))
+                except UserError as exc:
+                    raise ConfigError(f"{where}config key 'generator': {exc}") from None
+                try:
+                    build_corrector(c.corrector.name, {**c.corrector.params, "policy": c.corrector.policy}).close()
+                except UserError as exc:
+                    raise ConfigError(f"{where}config key 'corrector': {exc}") from None
+            try:
+                load_real_data(c.data, c.seed)
+            except UserError as exc:
+                raise ConfigError(f"{where}config key 'data': {exc}") from None
+            state = read_json(ArmPaths(self.run_dir / "arms" / arm.name).state, default={}) or {}
+            completed = state.get("completed", -1)
+            if 0 <= completed < c.generations:
+                path = ArmPaths(self.run_dir / "arms" / arm.name).checkpoint(completed)
+                header = read_state(path)  # CheckpointError names the file
+                for k, want in expected_checkpoint(c).items():
+                    have = header["kind"] if k == "kind" else header["meta"].get(k, header["config"].get(k))
+                    if have != want:
+                        raise CheckpointError(f"{path}: checkpoint has {k} = {have!r}, but arm {arm.name} "
+                                              f"needs {want!r}; it does not belong to this run")
 
     def pending_arms(self) -> list[ArmSpec]:
         out = []
@@ -315,7 +360,13 @@ class Driver:
         result.wall_s = time.time() - t0
         return result
 
-    def _prepare_shared(self, pending: list[ArmSpec]) -> None:
+    def _prepare_shared(self, pending: list[ArmSpec], result: SweepResult) -> None:
+        t0 = time.perf_counter()
+        self._prepare_evaluator(pending)
+        driver = result.timings.setdefault("driver", {})
+        driver["evaluate"] = driver.get("evaluate", 0.0) + time.perf_counter() - t0
+
+    def _prepare_evaluator(self, pending: list[ArmSpec]) -> None:
         real_kinds = {a.config.data.kind for a in pending}
         if "motion" in real_kinds and any(a.config.generator.name == "diffusion" for a in pending):
             from loop.evaluation import prepare_evaluator
@@ -333,17 +384,25 @@ class Driver:
         return jobs
 
     def _run_inline(self, pending: list[ArmSpec], progress: Progress, result: SweepResult) -> None:
-        self._prepare_shared(pending)
+        self._prepare_shared(pending, result)
+        driver = result.timings.setdefault("driver", {})
         for key, arm in self._gen0_jobs(pending).items():
             real = load_real_data(arm.config.data, arm.config.seed)
+            t0 = time.perf_counter()
             train_generation0(arm, real).save(self.gen0_path(arm))
+            driver["train"] = driver.get("train", 0.0) + time.perf_counter() - t0
         for arm in pending:
             def on_record(_record: dict) -> None:
-                self.deliver(force=True)
-                progress.update(self.statuses())
+                try:  # the generation is complete on disk: nothing here may fail the arm
+                    self.deliver(force=True)
+                    progress.update(self.statuses())
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("delivery after a generation failed (%s: %s); the record stays spooled",
+                                type(exc).__name__, exc)
 
             try:
-                ArmRunner(arm, self.run_dir, self.gen0_path(arm), on_record=on_record).run()
+                out = ArmRunner(arm, self.run_dir, self.gen0_path(arm), on_record=on_record).run()
+                result.timings[arm.name] = out["timings"]
             except Exception as exc:  # noqa: BLE001 - one failing arm must not sink the sweep
                 log.error("arm %s failed: %s", arm.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
                 result.failed[arm.name] = f"{type(exc).__name__}: {exc}"
@@ -356,7 +415,7 @@ class Driver:
         owns = init_ray(self.cfg)
         try:
             check_fits_cluster(pending)
-            self._prepare_shared(pending)
+            self._prepare_shared(pending, result)
             gen0_remote = ray.remote(_gen0_task)
             arm_remote = ray.remote(_arm_task)
             gen0_refs = []
@@ -382,7 +441,7 @@ class Driver:
                 for ref in done:
                     arm, pg = refs.pop(ref)
                     try:
-                        ray.get(ref)
+                        result.timings[arm.name] = ray.get(ref)["timings"]
                     except Exception as exc:  # noqa: BLE001
                         cause = getattr(exc, "cause", None) or exc
                         log.error("arm %s failed: %s: %s", arm.name, type(cause).__name__, cause)

@@ -61,9 +61,13 @@ class RawClip:
 
 
 def label_from_name(path: str | os.PathLike) -> str:
-    """``humanoid3d_getup_faceup.txt`` -> ``getup_faceup``."""
+    """The clip's label from its file name (DeepMimic files have no label field):
+    ``humanoid3d_getup_faceup.txt`` -> ``getup_faceup``; ``walk__0007.txt`` -> ``walk``
+    (the ``<label>__<name>`` form written by ``sccl sample`` and ``sccl import --label``)."""
     stem = Path(path).stem
-    return stem[len(CLIP_PREFIX):] if stem.startswith(CLIP_PREFIX) else stem
+    if stem.startswith(CLIP_PREFIX):
+        return stem[len(CLIP_PREFIX):]
+    return stem.split("__", 1)[0] if "__" in stem[1:] else stem
 
 
 def frames_to_motion(frames: np.ndarray, fps: float, *, name: str | None, label: str | None, loop: bool) -> Motion:
