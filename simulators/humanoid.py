@@ -30,8 +30,11 @@ Defaults (measured on the 15 bundled clips; figures in the README and ``bench/co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -198,6 +201,22 @@ class TrackResult:
         return float(np.mean(self.root_rel_error_m) * 1000.0) if self.root_rel_error_m.size else float("nan")
 
 
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """Redirect file descriptor 1 to /dev/null (C-level prints that Python cannot capture),
+    so every worker's start does not flood the user's terminal with URDF notices."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 class HumanoidSim:
     """One PyBullet client with the humanoid and the ground, reused for many clips.
 
@@ -207,9 +226,13 @@ class HumanoidSim:
     """
 
     def __init__(self, config: dict | SimConfig | None = None) -> None:
+        self.config = config if isinstance(config, SimConfig) else SimConfig.from_dict(config)
+        with _native_stdout_silenced():  # PyBullet's C code prints build/URDF notices to fd 1
+            self._setup()
+
+    def _setup(self) -> None:
         import pybullet as p  # imported lazily: only simulator users pay for it
 
-        self.config = config if isinstance(config, SimConfig) else SimConfig.from_dict(config)
         self._p = p
         self._cid = p.connect(p.DIRECT)
         self._closed = False
