@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures_ray import ray_session  # noqa: F401  (session-scoped fixture)
 from correctors import build_corrector
 from loop.correction_pool import CorrectionPool, correct_batch, correct_in_process, shards
 from motion.deepmimic import bundled_motion_dir, read_clip
