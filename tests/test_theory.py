@@ -251,12 +251,9 @@ G_GAMMA = 40
 SEEDS_GAMMA = range(100)
 
 
-def test_stronger_ideal_correction_never_raises_long_run_w2():
-    """The paper's toy (2-D N(0, I), n = 50, λ = 0.5, augment, MLE fits) with the ideal
-    corrector π_γ: long-run W2 (mean over generations G/2..G of the exact W2 between the
-    fitted Gaussian and the target, then over seeds) is non-increasing in γ: for each
-    consecutive pair the paired difference is not significantly positive (< Z·SE), and
-    γ = 5 is significantly below γ = 0. Seeds are shared across γ (common random numbers)."""
+@functools.lru_cache(maxsize=None)
+def _gamma_long_run() -> np.ndarray:
+    """Per γ and seed: the mean over generations G/2..G of the exact W2 to the target."""
     base = make_config(generations=G_GAMMA, regime="augment", synthetic_ratio=0.5,
                        data={"dim": 2, "n": 50}, corrector={"name": "ideal"})
     eye, zero = np.eye(2), np.zeros(2)
@@ -268,9 +265,63 @@ def test_stronger_ideal_correction_never_raises_long_run_w2():
         w2 = np.array([[gaussian_w2(m, c, zero, eye) for m, c in zip(ms[late], cs[late])]
                        for ms, cs in zip(means, covs)])
         long_run.append(w2.mean(1))
-    long_run = np.array(long_run)  # (γ, S)
+    return np.array(long_run)
+
+
+def test_stronger_ideal_correction_never_raises_long_run_w2():
+    """The paper's toy (2-D N(0, I), n = 50, λ = 0.5, augment, MLE fits) with the ideal
+    corrector π_γ: long-run W2 (mean over generations G/2..G of the exact W2 between the
+    fitted Gaussian and the target, then over seeds) is non-increasing in γ: for each
+    consecutive pair the paired difference is not significantly positive (< Z·SE), and
+    γ = 5 is significantly below γ = 0. Seeds are shared across γ (common random numbers)."""
+    long_run = _gamma_long_run()  # (γ, S)
     for i in range(len(GAMMAS) - 1):
         d = long_run[i + 1] - long_run[i]
         assert d.mean() < Z * d.std(ddof=1) / math.sqrt(d.size), (GAMMAS[i], GAMMAS[i + 1], long_run.mean(1))
     d = long_run[-1] - long_run[0]
     assert d.mean() < -Z * d.std(ddof=1) / math.sqrt(d.size), long_run.mean(1)
+
+
+# ------------------------------------------------------------- figures for docs/RESULTS.md
+def _summary() -> None:  # pragma: no cover - `python tests/test_theory.py` prints the MC figures
+    def row(label, samples, expected):
+        m, se = samples.mean(), samples.std(ddof=1) / math.sqrt(samples.size)
+        print(f"| {label} | {m:.4f} ± {se:.4f} | {expected:.4f} | {(m - expected) / se:+.2f} |")
+
+    n = N_REFIT
+    print(f"replace, N = n = {n}, λ = 1, {len(SEEDS_REFIT)} seeds (loop generation g = k − 1)")
+    print("| quantity | MC mean ± SE | closed form | z |\n|---|---|---|---|")
+    for ddof in (0, 1):
+        var = _refit_variances(ddof)
+        for g in (0, 4, G_REFIT):
+            k = g + 1
+            ev = ((n - 1) / n) ** k if ddof == 0 else 1.0
+            el = k * (digamma((n - 1) / 2) + math.log(2 / (n - ddof)))
+            row(f"ddof={ddof}, g={g}: σ̂²", var[:, g], ev)
+            row(f"ddof={ddof}, g={g}: log σ̂²", np.log(var[:, g]), el)
+    print(f"\naccumulate vs replace, ddof=1, N = n = {N_ACC}, {len(SEEDS_ACC)} seeds")
+    print("| g | replace n·E[μ²] (closed form g+1) | accumulate n·E[μ²] | π²/6·max E[σ̂²] | "
+          "replace E[W2] | accumulate E[W2] |\n|---|---|---|---|---|---|")
+    mu_r, var_r = _regime("replace")
+    mu_a, var_a = _regime("accumulate")
+    bound = math.pi**2 / 6 * max(1.0, float(var_a.mean(0).max()))
+    w2_r = np.sqrt(mu_r**2 + (np.sqrt(var_r) - 1.0) ** 2)
+    w2_a = np.sqrt(mu_a**2 + (np.sqrt(var_a) - 1.0) ** 2)
+    s = math.sqrt(len(SEEDS_ACC))
+    for g in (0, 1, 2, 5, 10, G_ACC):
+        r, a = N_ACC * mu_r[:, g] ** 2, N_ACC * mu_a[:, g] ** 2
+        print(f"| {g} | {r.mean():.3f} ± {r.std(ddof=1) / s:.3f} | {a.mean():.3f} ± {a.std(ddof=1) / s:.3f} | "
+              f"{bound:.3f} | {w2_r[:, g].mean():.3f} ± {w2_r[:, g].std(ddof=1) / s:.3f} | "
+              f"{w2_a[:, g].mean():.3f} ± {w2_a[:, g].std(ddof=1) / s:.3f} |")
+    lr = _gamma_long_run()
+    print(f"\nideal corrector, 2-D toy (n=50, λ=0.5, augment), mean W2 over generations "
+          f"{G_GAMMA // 2}..{G_GAMMA}, {len(SEEDS_GAMMA)} seeds")
+    print("| γ | long-run W2 (mean ± SE) | paired difference to γ=0 |\n|---|---|---|")
+    for gamma, w in zip(GAMMAS, lr):
+        d = w - lr[0]
+        print(f"| {gamma:g} | {w.mean():.4f} ± {w.std(ddof=1) / math.sqrt(w.size):.4f} | "
+              f"{d.mean():+.4f} ± {d.std(ddof=1) / math.sqrt(d.size):.4f} |")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _summary()
