@@ -201,6 +201,7 @@ class ArmRunner:
         pool = None
         try:
             if completed < 0:
+                status.state["gen_started"] = time.time()
                 status.update(force=True, phase="train", generation=0, step=0, steps=cfg.train.steps_gen0)
                 gen = self._generation0(real, status)
                 record = self._finish_generation(0, gen, real, evaluator, {}, status, records)
@@ -209,6 +210,7 @@ class ArmRunner:
                 gen = self._load_generator(self.paths.checkpoint(completed))
                 log.info("%s: resuming after generation %d", self.spec.name, completed)
             for g in range(completed + 1, cfg.generations + 1):
+                status.state["gen_started"] = time.time()
                 n_syn = int(round(cfg.synthetic_ratio * real.n))
                 correction: dict[str, float] = {}
                 synthetic_x = synthetic_labels = None
@@ -342,7 +344,6 @@ class ArmRunner:
             artifacts += [[str(f), f"generations/gen_{g:03d}"] for f in files]
         record.update(correction)
         record["time/generation_s"] = round(time.time() - status.state.get("gen_started", status.state["started"]), 3)
-        status.state["gen_started"] = time.time()
         records.append(record)
         # checkpoint, then the spool, then state: a generation is complete only once state says so
         status.update(force=True, phase="checkpoint")
@@ -354,6 +355,8 @@ class ArmRunner:
             png = self._timed("evaluate", lambda: evaluator.plot(records, self.paths.root / "collapse_curves.png"))
             if png:
                 artifacts.append([str(png), ""])
+        table = write_metrics_table(records, self.paths.root / "metrics.csv")
+        artifacts.append([str(table), ""])
         record["artifacts"] = artifacts
         write_jsonl(self.paths.metrics, records)
         write_json(self.paths.state, {"completed": g, "checkpoint": str(self.paths.checkpoint(g).name),
@@ -468,6 +471,22 @@ def expected_checkpoint(cfg: ExperimentConfig) -> dict[str, Any]:
     if name == "diffusion":
         out["preset"] = cfg.generator.preset
     return out
+
+
+def write_metrics_table(records: list[dict], path: Path) -> Path:
+    """The per-generation metrics of an arm as one CSV table (a row per generation)."""
+    import csv
+    import io
+
+    keys = ["generation"] + sorted({k for r in records for k in r if k not in ("generation", "artifacts")})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: r.get(k, "") for k in keys})
+    from loop.store import atomic_write_bytes
+
+    return atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def evaluator_cache_dir(cfg: ExperimentConfig) -> Path:

@@ -230,8 +230,12 @@ class Driver:
                           **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")}}
                 self.tracker.log_params(run_id, params)
             paths = ArmPaths(self.run_dir / "arms" / arm.name)
-            write_json(paths.root / "arm.json", {"name": arm.name, "group": arm.group, "params": arm.params,
-                                                  "mlflow_run_id": run_id, "config": arm.config.to_dict()})
+            arm_json = paths.root / "arm.json"
+            first_time = not arm_json.exists()
+            write_json(arm_json, {"name": arm.name, "group": arm.group, "params": arm.params,
+                                  "mlflow_run_id": run_id, "config": arm.config.to_dict()})
+            if first_time:
+                self.tracker.client.log_artifact(run_id, str(arm_json))  # the arm's resolved config
         self.sweep = sweep
         write_json(self.sweep_path, sweep)
 
@@ -476,8 +480,9 @@ def resume_run_dir(run_dir: str | Path, overrides: list[str] | None = None, prog
 def summary_text(result: SweepResult) -> str:
     lines = ["", f"output directory : {result.run_dir}", f"MLflow experiment: {result.experiment}",
              f"tracking store   : {result.tracking_uri}"]
-    keys = ["quality/fid", "quality/fid_k", "physics/phys_err_mm", "diversity/diversity", "toy/w2",
-            "correction/acceptance_rate"]
+    wanted = ["quality/fid", "quality/fid_k", "quality/recognition_acc", "diversity/diversity",
+              "physics/phys_err_mm", "toy/w2", "toy/mean_error", "toy/cov_trace", "correction/acceptance_rate"]
+    keys = [k for k in wanted if any(isinstance(r.get(k), (int, float)) for r in result.arms.values())]
     header = f"{'arm':40} " + " ".join(f"{k.split('/')[-1]:>14}" for k in keys)
     lines += ["", header, "-" * len(header)]
     for name, rec in result.arms.items():
