@@ -371,13 +371,29 @@ class Driver:
         driver["evaluate"] = driver.get("evaluate", 0.0) + time.perf_counter() - t0
 
     def _prepare_evaluator(self, pending: list[ArmSpec]) -> None:
-        real_kinds = {a.config.data.kind for a in pending}
-        if "motion" in real_kinds and any(a.config.generator.name == "diffusion" for a in pending):
-            from loop.evaluation import prepare_evaluator
+        """Train (or load) the motion evaluator once, before arms start (no race between
+        parallel arms), and log the real-data floor (the training windows scored as if they
+        were samples) to the sweep's parent run, once, so the curves have a reference."""
+        motion_arms = [a for a in pending if a.config.data.kind == "motion"]
+        if not motion_arms:
+            return
+        from loop.evaluation import prepare_evaluator
 
-            first = next(a for a in pending if a.config.data.kind == "motion")
-            prepare_evaluator(load_real_data(first.config.data, first.config.seed), evaluator_cache_dir(first.config),
-                              first.config.eval.evaluator_steps)
+        first = motion_arms[0]
+        real = load_real_data(first.config.data, first.config.seed)
+        evaluator = prepare_evaluator(real, evaluator_cache_dir(first.config), first.config.eval.evaluator_steps)
+        if self.sweep.get("reference_logged"):
+            return
+        try:
+            from metrics.motion_metrics import reference_metrics
+
+            floor = reference_metrics(real.dataset, evaluator, fps=real.fps)
+            self.tracker.log_generations(self.sweep["parent_run_id"],
+                                         [{"generation": 0, **{f"reference/{k}": v for k, v in floor.items()}}])
+            self.sweep["reference_logged"] = True
+            write_json(self.sweep_path, self.sweep)
+        except Exception as exc:  # noqa: BLE001 - a missing floor never stops a run
+            log.warning("could not log the real-data reference metrics: %s", exc)
 
     def _gen0_jobs(self, pending: list[ArmSpec]) -> dict[str, ArmSpec]:
         jobs: dict[str, ArmSpec] = {}
