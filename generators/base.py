@@ -133,8 +133,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def save_state(state: dict, path: str | os.PathLike) -> Path:
-    """Write a :meth:`Generator.state_dict` to ``path`` as safetensors + JSON metadata."""
+def save_state(state: dict, path: str | os.PathLike,
+               before_replace: Callable[[Path], None] | None = None) -> Path:
+    """Write a :meth:`Generator.state_dict` to ``path`` as safetensors + JSON metadata,
+    atomically (temp file in the same folder, fsync, ``os.replace``). ``before_replace(tmp)``
+    (tests: fault injection) runs once the temporary file is complete, before the rename."""
     from safetensors.numpy import save_file
 
     path = Path(path)
@@ -146,6 +149,8 @@ def save_state(state: dict, path: str | os.PathLike) -> Path:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(_jsonable(header))})
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

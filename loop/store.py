@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +22,9 @@ class RunDirError(UserError):
     """A run directory is missing, foreign or damaged (the message names the file)."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, before_replace: Callable[[Path], None] | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically. ``before_replace(tmp)`` (tests: fault injection)
+    runs once the temporary file is complete, just before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -31,6 +33,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -65,12 +69,12 @@ def read_json(path: Path, default: Any = None) -> Any:
         raise RunDirError(f"{path}: damaged JSON state file ({exc}); it was not written by an atomic writer") from None
 
 
-def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+def write_npz(path: Path, *, before_replace: Callable[[Path], None] | None = None, **arrays: np.ndarray) -> Path:
     import io
 
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, buf.getvalue(), before_replace)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
