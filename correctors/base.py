@@ -259,3 +259,61 @@ def check_domain(corrector: Corrector, batch: Any) -> None:
         raise CorrectorError(f"corrector {corrector.name} works on arrays (N, ...), got {type(batch).__name__}")
     if corrector.domain == "motion" and isinstance(batch, np.ndarray):
         raise CorrectorError(f"corrector {corrector.name} works on lists of Motion clips, got an array")
+
+
+def _take(batch: Any, start: int, stop: int) -> Any:
+    return batch[start:stop] if isinstance(batch, np.ndarray) else list(batch[start:stop])
+
+
+def _sanitized(corrector: Corrector, batch: Any, result: CorrectionResult) -> CorrectionResult:
+    """Check a result against the contract; non-finite kept samples become rejected "nan"."""
+    n = len(batch)
+    name = getattr(corrector, "name", type(corrector).__name__)
+    if not isinstance(result, CorrectionResult):
+        raise CorrectorError(f"corrector {name}: correct() returned {type(result).__name__}, not a CorrectionResult")
+    kept_index = np.asarray(result.kept_index, dtype=np.int64).reshape(-1)
+    if len(result.status) != n or len(result.diagnostics) != n or len(result.samples) != len(kept_index) or (
+            len(kept_index) and (kept_index.min() < 0 or kept_index.max() >= n or np.any(np.diff(kept_index) <= 0))):
+        raise CorrectorError(
+            f"corrector {name}: correct() broke the CorrectionResult contract for a batch of {n} "
+            f"(status {len(result.status)}, diagnostics {len(result.diagnostics)}, samples {len(result.samples)}, "
+            f"kept_index {kept_index.tolist()[:10]})")
+    keep = [j for j in range(len(kept_index)) if _finite(result.samples[j])]
+    if len(keep) == len(kept_index):
+        return result
+    status = list(result.status)
+    diags = [dict(d) for d in result.diagnostics]
+    for j in sorted(set(range(len(kept_index))) - set(keep)):
+        i = int(kept_index[j])
+        log.warning("corrector %s: sample %d has non-finite values; rejected", name, i)
+        status[i] = STATUS_NAN
+        diags[i]["kept"] = 0.0
+    if isinstance(result.samples, np.ndarray):
+        samples = result.samples[keep]
+    else:
+        samples = [result.samples[j] for j in keep]
+    return CorrectionResult(samples, kept_index[keep], status, diags, count_status(status))
+
+
+def correct_safely(corrector: Corrector, batch: Any, seed: int, *, offset: int = 0) -> CorrectionResult:
+    """``corrector.correct`` with the guarantees the loop relies on, whatever a plugin does.
+
+    * If ``correct`` raises on the batch, every sample is corrected alone (same per-sample
+      randomness: offset + i); a sample that raises again is rejected with status "error"
+      (the exception is logged) instead of failing the batch.
+    * Every input has a status and a diagnostics row; a kept sample that is not finite is
+      rejected with status "nan" — nothing non-finite ever reaches training data.
+    * A result that breaks the contract (wrong lengths) is a :class:`CorrectorError`."""
+    try:
+        return _sanitized(corrector, batch, corrector.correct(batch, seed, offset=offset))
+    except CorrectorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug must not sink a generation
+        n = len(batch)
+        if n <= 1:
+            name = getattr(corrector, "name", type(corrector).__name__)
+            log.warning("corrector %s: sample %d failed: %s: %s; rejected", name, offset, type(exc).__name__, exc)
+            return CorrectionResult(_take(batch, 0, 0), np.zeros(0, np.int64), [STATUS_ERROR] * n,
+                                    [{"kept": 0.0} for _ in range(n)], count_status([STATUS_ERROR] * n))
+    parts = [correct_safely(corrector, _take(batch, i, i + 1), seed, offset=offset + i) for i in range(n)]
+    return CorrectionResult.merge(parts, list(range(n)), "vector" if isinstance(batch, np.ndarray) else "motion")

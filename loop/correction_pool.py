@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from correctors import CorrectionResult, Corrector, build_corrector
+from correctors.base import correct_safely
 from motion.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,11 @@ def correct_in_process(corrector: Corrector, batch: Any, seed: int, batch_size: 
     ranges = shards(n, batch_size or max(n, 1)) if n else []
     parts = []
     for start, stop in ranges:
-        parts.append(corrector.correct(_take(batch, start, stop), seed, offset=start))
+        parts.append(correct_safely(corrector, _take(batch, start, stop), seed, offset=start))
         if progress is not None:
             progress(stop, n)
     if not parts:
-        parts = [corrector.correct(_take(batch, 0, 0), seed, offset=0)]
+        parts = [correct_safely(corrector, _take(batch, 0, 0), seed, offset=0)]
     return CorrectionResult.merge(parts, [r[0] for r in ranges] or [0], _domain(batch))
 
 
@@ -73,7 +74,7 @@ class _Worker:
             self.corrector.prepare(reference)
 
     def correct(self, batch: Any, seed: int, offset: int) -> CorrectionResult:
-        return self.corrector.correct(batch, seed, offset=offset)
+        return correct_safely(self.corrector, batch, seed, offset=offset)
 
     def pid(self) -> int:
         return os.getpid()
