@@ -60,12 +60,20 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
         _configure_http_retries()
-        import mlflow
-
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.artifact_root = artifact_root
-        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        self._client = None
         self._known_steps: dict[str, set[int]] = {}
+
+    @property
+    def client(self):
+        """The MLflow client, created on first use (for the SQLite store that creates the
+        database file: nothing is written before the configuration has been validated)."""
+        if self._client is None:
+            import mlflow
+
+            self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
 
     # --------------------------------------------------------------- set-up
     def check(self) -> None:
@@ -130,33 +138,43 @@ class Tracker:
         return self._known_steps[run_id]
 
     def log_generations(self, run_id: str, records: list[dict[str, Any]]) -> int:
-        """Log spooled generation records (at most one ``log_batch`` per generation: records
-        that piled up while the driver was busy or the server was down go out together).
+        """Log spooled generation records, one ``log_batch`` per generation (records that piled
+        up while the driver was busy or the server was down go out one after another).
 
         A record is ``{"generation": g, <metric>: value, ..., "artifacts": [[path, subdir]]}``.
-        Steps already in MLflow are skipped (idempotent). Returns the number of records sent."""
+        Steps already in MLflow are skipped (idempotent). Per generation the artifacts go
+        first and the metrics (with ``loop/generation``) last, so a step that is in MLflow
+        has its files too; a crash in between only re-uploads the same files. After a failed
+        request the step cache is dropped and re-read from the server next time (a request that
+        failed on our side may have succeeded on the server). Returns the number of records sent."""
         from mlflow.entities import Metric
+
+        from loop.faults import fault_point
 
         known = self.logged_steps(run_id)
         todo = [r for r in records if int(r["generation"]) not in known]
-        batch: list[Metric] = []
-        ts = int(time.time() * 1000)
-        for record in todo:
-            g = int(record["generation"])
-            batch.append(Metric(GENERATION_KEY, float(g), ts, g))
-            for key, value in record.items():
-                if key in ("generation", "artifacts", GENERATION_KEY) or isinstance(value, bool):
-                    continue
-                if not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
-                    continue  # MLflow rejects non-finite values; the spool (metrics.jsonl) keeps them
-                batch.append(Metric(key, float(value), ts, g))
-        for i in range(0, len(batch), 1000):
-            self.client.log_batch(run_id, metrics=batch[i:i + 1000])
-        known.update(int(r["generation"]) for r in todo)
-        # per-generation files (sub-directory set) for each record; refreshed files (the collapse
-        # curves, no sub-directory) once, from the newest record
-        for i, record in enumerate(todo):
-            for path, sub in record.get("artifacts", []):
-                if (sub or i == len(todo) - 1) and Path(path).exists():
-                    self.client.log_artifact(run_id, path, artifact_path=sub or None)
+        try:
+            for i, record in enumerate(todo):
+                g = int(record["generation"])
+                # per-generation files (sub-directory set); refreshed files (the collapse curves,
+                # no sub-directory) once, from the newest record
+                for path, sub in record.get("artifacts", []):
+                    if (sub or i == len(todo) - 1) and Path(path).exists():
+                        self.client.log_artifact(run_id, path, artifact_path=sub or None)
+                ts = int(time.time() * 1000)
+                batch = []
+                for key, value in record.items():
+                    if key in ("generation", "artifacts", GENERATION_KEY) or isinstance(value, bool):
+                        continue
+                    if not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
+                        continue  # MLflow rejects non-finite values; the spool (metrics.jsonl) keeps them
+                    batch.append(Metric(key, float(value), ts, g))
+                batch.append(Metric(GENERATION_KEY, float(g), ts, g))  # last: marks the step complete
+                for j in range(0, len(batch), 1000):
+                    self.client.log_batch(run_id, metrics=batch[j:j + 1000])
+                fault_point("log", g)
+                known.add(g)
+        except BaseException:
+            self._known_steps.pop(run_id, None)
+            raise
         return len(todo)
