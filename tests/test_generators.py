@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from generators import CheckpointError, Generator, GeneratorConfigError, build_generator, load_generator
+from generators import CheckpointError, Generator, build_generator, load_generator
 from generators.base import FORMAT_VERSION
 from generators.diffusion import MotionDiffusion, cosine_alphas_cumprod, ddim_timesteps, samples_to_motions
 from generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
