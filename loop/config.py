@@ -83,7 +83,7 @@ class EvalSection:
     num_samples: int = 200  #: generated samples per evaluation
     every: int = 1  #: evaluate every k generations (the last one always)
     gif: bool = True  #: render a GIF of samples beside real windows each evaluated generation
-    plots: bool = True  #: refresh the collapse-curve PNG (each generation, at most every 20 s)
+    plots: bool = True  #: refresh the collapse-curve PNG (about 20 times per run, and at the end)
     evaluator_steps: int = 600  #: training steps of the learned motion evaluator (trained once, cached)
     cache_dir: str | None = None  #: trained-evaluator cache (None: $SCCL_CACHE_DIR or ~/.cache/sccl)
 
