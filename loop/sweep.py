@@ -209,8 +209,10 @@ class Driver:
         sweep["experiment_id"] = exp_id
         parent = sweep.get("parent_run_id")
         if not parent or not self.tracker.run_exists(parent):
-            parent = self.tracker.create_run(exp_id, f"sweep:{self.cfg.name}",
-                                             tags={"sccl.run_dir": str(self.run_dir), "sccl.kind": "sweep"})
+            # a crash between creating the run and writing sweep.json must not leave a twin
+            parent_tags = {"sccl.run_dir": str(self.run_dir), "sccl.kind": "sweep"}
+            parent = (self.tracker.find_run(exp_id, parent_tags)
+                      or self.tracker.create_run(exp_id, f"sweep:{self.cfg.name}", tags=parent_tags))
             sweep["parent_run_id"] = parent
             write_json(self.sweep_path, sweep)
             axes = sorted({k for a in self.arms for k in a.params})
@@ -221,9 +223,9 @@ class Driver:
         for arm in self.arms:
             run_id = sweep["runs"].get(arm.name)
             if not run_id or not self.tracker.run_exists(run_id):
-                run_id = self.tracker.create_run(exp_id, arm.name, parent_run_id=parent,
-                                                 tags={"sccl.arm": arm.name, "sccl.group": arm.group,
-                                                       "sccl.run_dir": str(self.run_dir)})
+                arm_tags = {"sccl.arm": arm.name, "sccl.group": arm.group, "sccl.run_dir": str(self.run_dir)}
+                run_id = (self.tracker.find_run(exp_id, {"sccl.arm": arm.name, "sccl.run_dir": str(self.run_dir)})
+                          or self.tracker.create_run(exp_id, arm.name, parent_run_id=parent, tags=arm_tags))
                 sweep["runs"][arm.name] = run_id
                 write_json(self.sweep_path, sweep)  # before any compute: a crash never duplicates runs
                 params = {**{f"axis.{k}": v for k, v in arm.params.items()},

@@ -107,6 +107,21 @@ class Tracker:
         run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
         return run.info.run_id
 
+    def find_run(self, experiment_id: str, tags: dict[str, str]) -> str | None:
+        """The live run carrying all these tags (e.g. the arm and run directory), if any."""
+        parts = []
+        for key, value in tags.items():
+            value = str(value)
+            if "'" not in value:
+                parts.append(f"tags.`{key}` = '{value}'")
+            elif '"' not in value:
+                parts.append(f'tags.`{key}` = "{value}"')
+            else:  # not expressible in MLflow's filter grammar: fall back to creating a run
+                return None
+        query = " and ".join(parts)
+        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=1)
+        return runs[0].info.run_id if runs else None
+
     def run_exists(self, run_id: str) -> bool:
         try:
             run = self.client.get_run(run_id)

@@ -95,7 +95,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     never interrupted: same final metrics, no duplicate MLflow steps."""
     db = f"sqlite:///{tmp_path}/m.db"
     arm = "arms=[{name: iterative, corrector.name: none}]"
-    common = FAST + ["ray.enabled=false", "generations=3", arm, f"mlflow.tracking_uri={db}"]
+    common = FAST + ["ray.enabled=false", "generations=3", arm, f"mlflow.tracking_uri={db}",
+              f"mlflow.artifact_location={tmp_path}/artifacts"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # uninterrupted reference
     ref = run_config(load_config(SMOKE, common + [f"output_dir={tmp_path}/ref", "mlflow.experiment=ref"]))
