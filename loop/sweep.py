@@ -161,8 +161,8 @@ def _set_threads(cpus: float) -> None:
     torch.set_num_threads(max(1, int(round(cpus))))
 
 
-def _gen0_task(spec: ArmSpec, out: str) -> str:
-    _set_threads(spec.config.ray.arm_cpus)
+def _gen0_task(spec: ArmSpec, out: str, cpus: float) -> str:
+    _set_threads(cpus)
     real = load_real_data(spec.config.data, spec.config.seed)
     gen = train_generation0(spec, real)
     gen.save(Path(out))
@@ -441,9 +441,14 @@ class Driver:
             gen0_remote = ray.remote(_gen0_task)
             arm_remote = ray.remote(_arm_task)
             gen0_refs = []
-            for key, arm in self._gen0_jobs(pending).items():
-                opts = {"num_cpus": max(arm.config.ray.arm_cpus, 0.01), "num_gpus": arm.config.ray.arm_gpus}
-                gen0_refs.append(gen0_remote.options(**opts).remote(arm, str(self.gen0_path(arm))))
+            jobs = self._gen0_jobs(pending)
+            # generation 0 runs before any arm: spread the largest node's CPUs over its jobs
+            # (one shared gen-0 model on a laptop gets every core, not just an arm's share)
+            node_cpus = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+            for key, arm in jobs.items():
+                cpus = max(arm.config.ray.arm_cpus, float(int(node_cpus // max(1, len(jobs)))), 0.01)
+                opts = {"num_cpus": cpus, "num_gpus": arm.config.ray.arm_gpus}
+                gen0_refs.append(gen0_remote.options(**opts).remote(arm, str(self.gen0_path(arm)), cpus))
             while gen0_refs:
                 done, gen0_refs = ray.wait(gen0_refs, timeout=1.0)
                 for ref in done:
