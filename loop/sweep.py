@@ -455,7 +455,10 @@ class Driver:
                     ray.get(ref)
                 progress.update({a.name: {"phase": "gen0", "generation": 0} for a in pending})
             refs: dict[Any, tuple[ArmSpec, Any]] = {}
-            for arm in pending:
+            # longest arms first (physics correction, then more synthetic data), so that on a
+            # small machine the short arms fill the gaps instead of a long one running alone last
+            for arm in sorted(pending, key=lambda a: (a.config.corrector.name in ("none",),
+                                                     -a.config.synthetic_ratio)):
                 pg = placement_group(_bundles(arm.config), strategy="PACK")
                 strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0,
                                                             placement_group_capture_child_tasks=True)
