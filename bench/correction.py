@@ -15,9 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
-import numpy as np
+# This folder holds scripts named like packages (loop.py, metrics.py): keep them from shadowing.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import numpy as np  # noqa: E402
 
 
 def _clean(v):
