@@ -51,7 +51,7 @@ import numpy as np
 
 from motion import quaternion as quat
 from motion.clip import Motion, MotionError
-from motion.importers.amass import SMPL_BODY_JOINTS, SMPL_BODY_PARENTS
+from motion.importers.amass import SMPL_BODY_JOINTS, SMPL_BODY_PARENTS, SMPL_JOINT_MAP
 from motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget, shortest_rotation
 
 log = logging.getLogger(__name__)
@@ -70,21 +70,7 @@ RAW_OFFSETS = np.array([
 ], dtype=np.float64)
 
 #: As SMPL's map, but the neck in "bone" mode: HumanML3D's rest head bone points forward (+z).
-HUMANML3D_JOINT_MAP = JointMap({
-    "root": MapEntry("pelvis"),
-    "chest": MapEntry("spine3"),
-    "neck": MapEntry("neck", "head", "bone"),
-    "right_hip": MapEntry("right_hip", "right_knee", "bone"),
-    "right_knee": MapEntry("right_knee", "right_ankle", "bone"),
-    "right_ankle": MapEntry("right_ankle"),
-    "right_shoulder": MapEntry("right_shoulder", "right_elbow", "bone"),
-    "right_elbow": MapEntry("right_elbow", "right_wrist", "bone"),
-    "left_hip": MapEntry("left_hip", "left_knee", "bone"),
-    "left_knee": MapEntry("left_knee", "left_ankle", "bone"),
-    "left_ankle": MapEntry("left_ankle"),
-    "left_shoulder": MapEntry("left_shoulder", "left_elbow", "bone"),
-    "left_elbow": MapEntry("left_elbow", "left_wrist", "bone"),
-})
+HUMANML3D_JOINT_MAP = JointMap({**SMPL_JOINT_MAP.entries, "neck": MapEntry("neck", "head", "bone")})
 
 SLICES = {
     "root_rot_velocity": slice(0, 1), "root_linear_velocity": slice(1, 3), "root_y": slice(3, 4),
