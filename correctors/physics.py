@@ -58,7 +58,7 @@ class PhysicsCorrector(Corrector):
         try:
             self.ground_percentile = float(self.config.get("ground_percentile", 10.0))
         except (TypeError, ValueError):
-            raise CorrectorError(f"corrector physics: ground_percentile must be a number in [0, 100]") from None
+            raise CorrectorError("corrector physics: ground_percentile must be a number in [0, 100]") from None
         if not 0.0 <= self.ground_percentile <= 100.0:
             raise CorrectorError(f"corrector physics: ground_percentile={self.ground_percentile}, expected [0, 100]")
         self._sim: HumanoidSim | None = None

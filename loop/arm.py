@@ -203,7 +203,7 @@ class ArmRunner:
                 status.state["gen_started"] = time.time()
                 status.update(force=True, phase="train", generation=0, step=0, steps=cfg.train.steps_gen0)
                 gen = self._generation0(real, status)
-                record = self._finish_generation(0, gen, real, evaluator, {}, status, records)
+                self._finish_generation(0, gen, real, evaluator, {}, status, records)
                 completed = 0
             else:
                 gen = self._load_generator(self.paths.checkpoint(completed))
@@ -227,7 +227,7 @@ class ArmRunner:
                 x, y = self._mix(real, synthetic_x, synthetic_labels, g)
                 status.update(force=True, phase="train", step=0, steps=self._steps(g))
                 gen = self._train(gen, x, y, g, status)
-                record = self._finish_generation(g, gen, real, evaluator, correction, status, records)
+                self._finish_generation(g, gen, real, evaluator, correction, status, records)
                 completed = g
             status.update(force=True, phase="done", generation=cfg.generations)
             return {"arm": self.spec.name, "completed": completed, "timings": self.timings,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.plots import _mpl, metric_keys, metric_sort_key
+from metrics.plots import _mpl, metric_keys
 from motion.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from loop.cli import main as cli_main
 from motion import MotionError
 from motion import quaternion as quat
 from motion.dataset import DataConfig, build_dataset, extend_cyclic, resample, window_starts
-from motion.deepmimic import RawClip, read_directory, write_clip
+from motion.deepmimic import read_directory, write_clip
 
 RAWS = {r.motion.label: r for r in read_directory()}
 

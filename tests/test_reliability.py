@@ -24,14 +24,14 @@ from hypothesis import strategies as st
 
 from conftest import free_port
 from correctors import CorrectionResult, Corrector, build_corrector
-from correctors.base import CorrectorError, SampleOutcome, apply_policy, correct_safely
+from correctors.base import CorrectorError, SampleOutcome, apply_policy
 from generators.base import FORMAT_VERSION, CheckpointError, read_state
 from generators.registry import build_generator
 from loop.cli import build_parser
 from loop.cli import main as cli_main
 from loop.config import ConfigError, config_from_dict, load_config
 from loop.correction_pool import correct_in_process
-from loop.store import RunDirError, read_json, read_jsonl, read_npz
+from loop.store import read_json, read_jsonl, read_npz
 from loop.sweep import Driver, resume_run_dir, run_config
 from motion.deepmimic import list_clip_files, read_clip
 from motion import MotionError
@@ -129,7 +129,7 @@ def test_driver_killed_at_every_phase_resumes_to_the_uninterrupted_result(tmp_pa
                 if i == 0 else ["resume", str(run_dir)])
         proc = _cli(args, {"SCCL_FAULT": point})
         assert proc.returncode == -signal.SIGKILL, f"{point}: rc {proc.returncode}\n{proc.stderr[-3000:]}"
-        assert f"SCCL_FAULT: killing process" in proc.stderr and f"at {point.split(':')[0]}" in proc.stderr
+        assert "SCCL_FAULT: killing process" in proc.stderr and f"at {point.split(':')[0]}" in proc.stderr
         if point == "train:0":
             assert completed() == -1 and not (arm_dir / "gen_000").exists()
         elif point in ("sample:1", "correct:1"):

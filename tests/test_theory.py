@@ -38,7 +38,6 @@ import functools
 import math
 
 import numpy as np
-import pytest
 from scipy.special import digamma
 
 from generators.base import load_generator
