@@ -265,6 +265,20 @@ class HumanoidSim:
         # Actuated joints in PyBullet index order, each tagged with its slot in Motion arrays.
         self._joints: list[int] = sorted(self._sph_idx + self._rev_idx)
         self._slots = [("s", self._sph_idx.index(j)) if j in self._sph_idx else ("r", self._rev_idx.index(j)) for j in self._joints]
+        # Where each Motion slot lies in one frame's joint states flattened in PyBullet order
+        # (4 numbers per spherical joint, 1 per revolute): turns recorded frames into arrays
+        # with one fromiter + fancy index instead of a Python loop per frame and joint.
+        sph_cols = np.zeros((len(SPHERICAL_JOINTS), 4), dtype=np.intp)
+        rev_cols = np.zeros(len(REVOLUTE_JOINTS), dtype=np.intp)
+        col = 0
+        for kind, i in self._slots:
+            if kind == "s":
+                sph_cols[i] = np.arange(col, col + 4)
+                col += 4
+            else:
+                rev_cols[i] = col
+                col += 1
+        self._sph_cols, self._rev_cols, self._state_width = sph_cols, rev_cols, col
         names = [sk.body_names[j] for j in self._joints]
         # Default velocity motors off (they would act as joint friction/brakes).
         for j, (kind, _) in zip(self._joints, self._slots):
@@ -358,6 +372,11 @@ class HumanoidSim:
         record_at = np.minimum(np.rint(frame_times / dt).astype(int), n - 1)
         record_set = {int(k): f for f, k in enumerate(record_at)}
         check_every = max(1, int(round(cfg.fall_check_s * motion.fps)))
+        # The reference's kinematics are computed once per clip; each fall check converts only
+        # its new simulated frames, and the chunks are reused for the result and its errors.
+        ref_kin = forward_kinematics(motion)
+        ref_low = body_lowest_points(ref_kin)
+        chunks: list[_SimChunk] = []
 
         self.reset_to(ref, 0)
         # Assist: a fixed constraint from the world to the root, its frame moved along the
@@ -405,7 +424,9 @@ class HumanoidSim:
                     if assist and k > 0:
                         assist_samples.append(get_cstate(constraint, physicsClientId=cid)[:3])
                     if len(rec_root_pos) - checked >= check_every or f == motion.num_frames - 1:
-                        status = self._check(motion, rec_root_pos, rec_root_rot, rec_joints, checked)
+                        chunk = self._chunk(rec_root_pos, rec_root_rot, rec_joints, checked)
+                        status = self._check(chunk, ref_kin.positions, ref_low, checked)
+                        chunks.append(chunk)
                         checked = len(rec_root_pos)
                         if status is not None:
                             kind, frame = status
@@ -439,12 +460,17 @@ class HumanoidSim:
         body_err = np.zeros(0)
         rel_err = np.zeros(0)
         if not blew_up and rec_root_pos:
+            if checked < len(rec_root_pos):  # frames recorded after the last check
+                chunks.append(self._chunk(rec_root_pos, rec_root_rot, rec_joints, checked))
             frames = len(rec_root_pos)
             if fell and early_stop:
                 # keep the frames before the fall only
                 frames = max(1, min(frames, int(round(fall_time * motion.fps))))
-            sim_motion = self._to_motion(motion, rec_root_pos[:frames], rec_root_rot[:frames], rec_joints[:frames])
-            body_err, rel_err = _body_errors(motion.slice(0, frames), sim_motion)
+            whole = _SimChunk.concatenate(chunks)
+            sim_motion = motion.replace(root_pos=whole.root_pos[:frames], root_rot=whole.root_rot[:frames],
+                                        joint_rots=whole.joint_rots[:frames], joint_angles=whole.joint_angles[:frames],
+                                        loop=False)
+            body_err, rel_err = _body_errors(ref_kin.positions[:frames], whole.positions[:frames])
         return TrackResult(
             motion=sim_motion,
             fell=fell,
@@ -461,43 +487,59 @@ class HumanoidSim:
         )
 
     # ------------------------------------------------------------------ internals
-    def _arrays(self, root_pos: list, root_rot: list, joints: list) -> tuple[np.ndarray, ...]:
-        rp = np.asarray(root_pos, dtype=np.float64)
-        rr = np.asarray(root_rot, dtype=np.float64)
-        jr = np.empty((len(joints), len(SPHERICAL_JOINTS), 4))
-        ja = np.empty((len(joints), len(REVOLUTE_JOINTS)))
-        for t, frame in enumerate(joints):
-            for value, (kind, i) in zip(frame, self._slots):
-                if kind == "s":
-                    jr[t, i] = value
-                else:
-                    ja[t, i] = value[0]
-        return rp, rr, jr, ja
-
-    def _to_motion(self, ref: Motion, root_pos: list, root_rot: list, joints: list) -> Motion:
-        rp, rr, jr, ja = self._arrays(root_pos, root_rot, joints)
-        return ref.replace(root_pos=rp, root_rot=quat.normalize(rr), joint_rots=quat.normalize(jr), joint_angles=ja,
-                           loop=False)
-
-    def _check(self, ref: Motion, root_pos: list, root_rot: list, joints: list, start: int) -> tuple[str, int] | None:
-        """Fall / blow-up test on recorded frames ``start:`` (vectorised FK, no contacts query).
-
-        Returns ("nan", frame), ("contact", frame), ("error", frame) or None."""
-        rp, rr, jr, ja = self._arrays(root_pos[start:], root_rot[start:], joints[start:])
+    def _chunk(self, root_pos: list, root_rot: list, joints: list, start: int) -> "_SimChunk":
+        """Recorded frames ``start:`` as normalised arrays plus their body positions and lowest points."""
+        n = len(joints) - start
+        flat = np.fromiter(
+            (x for frame in joints[start:] for state in frame for x in state), dtype=np.float64,
+            count=n * self._state_width,
+        ).reshape(n, self._state_width)
+        rp = np.asarray(root_pos[start:], dtype=np.float64).reshape(n, 3)
+        rr = np.asarray(root_rot[start:], dtype=np.float64).reshape(n, 4)
+        jr = flat[:, self._sph_cols]
+        ja = flat[:, self._rev_cols]
         finite = np.isfinite(rp).all(1) & np.isfinite(rr).all(1) & np.isfinite(jr).all((1, 2)) & np.isfinite(ja).all(1)
         finite &= (np.abs(rp) < 1e4).all(1)
         if not finite.all():
-            return "nan", start + int(np.argmin(finite))
+            return _SimChunk(rp, rr, jr, ja, None, None, finite)
         from motion.kinematics import forward_kinematics_matrices
 
-        nrm = np.linalg.norm(rr, axis=-1, keepdims=True)
-        sim_kin = forward_kinematics_matrices(rp, quat.to_matrix(rr / nrm), quat.to_matrix(quat.normalize(jr)), ja)
-        frames = slice(start, start + rp.shape[0])
-        ref_kin = forward_kinematics_matrices(
-            ref.root_pos[frames], quat.to_matrix(ref.root_rot[frames]), quat.to_matrix(ref.joint_rots[frames]),
-            ref.joint_angles[frames],
-        )
-        return fall_check(sim_kin, ref_kin, self._foot_idx, self.config, start)
+        rr = quat.normalize(rr)
+        jr = quat.normalize(jr)
+        kin = forward_kinematics_matrices(rp, quat.to_matrix(rr), quat.to_matrix(jr), ja)
+        return _SimChunk(rp, rr, jr, ja, kin.positions, body_lowest_points(kin), finite)
+
+    def _check(self, chunk: "_SimChunk", ref_positions: np.ndarray, ref_low: np.ndarray, start: int) -> tuple[str, int] | None:
+        """Fall / blow-up test on one chunk of recorded frames starting at frame `start`
+        (vectorised FK, no contact queries). Returns ("nan", frame), ("contact", frame),
+        ("error", frame) or None."""
+        if not chunk.finite.all():
+            return "nan", start + int(np.argmin(chunk.finite))
+        frames = slice(start, start + chunk.root_pos.shape[0])
+        return fall_check(chunk.positions, chunk.lowest, ref_positions[frames], ref_low[frames], self._foot_idx,
+                          self.config, start)
+
+
+@dataclass
+class _SimChunk:
+    """Simulated frames as arrays (quaternions normalised) with their FK results; positions
+    and lowest are None for a chunk holding non-finite values."""
+
+    root_pos: np.ndarray
+    root_rot: np.ndarray
+    joint_rots: np.ndarray
+    joint_angles: np.ndarray
+    positions: np.ndarray | None
+    lowest: np.ndarray | None
+    finite: np.ndarray
+
+    @staticmethod
+    def concatenate(chunks: list["_SimChunk"]) -> "_SimChunk":
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(c, name) for c in chunks])
+
+        return _SimChunk(cat("root_pos"), cat("root_rot"), cat("joint_rots"), cat("joint_angles"), cat("positions"),
+                         cat("lowest"), cat("finite"))
 
 
 def _divides(a: float, b: float) -> bool:
@@ -505,17 +547,18 @@ def _divides(a: float, b: float) -> bool:
     return abs(ratio - round(ratio)) < 1e-6 and round(ratio) >= 1
 
 
-def fall_check(sim_kin, ref_kin, foot_idx: list[int], cfg: SimConfig, offset: int = 0) -> tuple[str, int] | None:
+def fall_check(sim_positions: np.ndarray, sim_low: np.ndarray, ref_positions: np.ndarray, ref_low: np.ndarray,
+               foot_idx: list[int], cfg: SimConfig, offset: int = 0) -> tuple[str, int] | None:
     """First fall among the frames: a non-foot body touching the ground where the reference
-    keeps it clear, or a mean body-position error above ``fall_error_m``. Returns
-    (reason, frame index + offset) or None."""
-    sim_low = body_lowest_points(sim_kin)  # (F, B)
-    ref_low = body_lowest_points(ref_kin)
+    keeps it clear, or a mean body-position error above ``fall_error_m``.
+
+    Positions are (F, B, 3) body origins, lows (F, B) lowest collision points (see
+    :func:`motion.kinematics.body_lowest_points`). Returns (reason, frame index + offset) or None."""
     mask = np.ones(sim_low.shape[-1], dtype=bool)
     mask[foot_idx] = False
     mask &= np.isfinite(sim_low[0])  # bodies without collision shapes
     touch = (sim_low[:, mask] < cfg.fall_contact_m) & (ref_low[:, mask] > cfg.fall_clearance_m)
-    err = np.linalg.norm(sim_kin.positions - ref_kin.positions, axis=-1).mean(-1)
+    err = np.linalg.norm(sim_positions - ref_positions, axis=-1).mean(-1)
     bad_contact = touch.any(1)
     bad_err = err > cfg.fall_error_m
     bad = bad_contact | bad_err
@@ -525,10 +568,9 @@ def fall_check(sim_kin, ref_kin, foot_idx: list[int], cfg: SimConfig, offset: in
     return ("contact" if bad_contact[f] else "error"), offset + f
 
 
-def _body_errors(ref: Motion, sim: Motion) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame mean body-position error (m), global and root-relative."""
-    a = forward_kinematics(ref).positions
-    b = forward_kinematics(sim).positions
+def _body_errors(ref_positions: np.ndarray, sim_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame mean body-position error (m), global and root-relative, from (F, B, 3) positions."""
+    a, b = ref_positions, sim_positions
     glob = np.linalg.norm(a - b, axis=-1).mean(-1)
     rel = np.linalg.norm((a - a[:, :1]) - (b - b[:, :1]), axis=-1).mean(-1)
     return glob, rel
