@@ -7,7 +7,13 @@ Reads the run directory the loop writes::
 
 Arms with the same ``group`` differ only by seed: a curve shows their mean per generation with a
 min–max band, and the table shows mean ± the half-width of a 95 % t-interval over seeds (n = 1:
-no interval). Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus
+no interval).
+
+Long runs of a noisy metric (a toy refit on 75 points, FID on 128 samples) make both the last
+generation and the raw curves mostly noise. ``smooth`` draws a trailing moving average over that
+many generations on top of the faint raw curve (auto: about 1/20 of the run beyond 60
+generations), and ``window`` makes the table report each arm's mean over its last ``window``
+generations before the interval over seeds is taken. Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus
 ``final.json`` with the same numbers for scripts. No JavaScript, nothing fetched from the network.
 """
 
@@ -52,8 +58,16 @@ class Arm:
     params: dict
     history: list[dict] = field(default_factory=list)
 
-    def final(self, key: str) -> tuple[float, float]:
-        """(generation, value) of the last finite value of ``key``; NaNs if none."""
+    def final(self, key: str, window: int = 1) -> tuple[float, float]:
+        """(generation, value) of the last finite value of ``key``, or with ``window`` > 1 the mean
+        of its finite values over the last ``window`` generations; NaNs if none."""
+        if window > 1:
+            last = max((_num(r.get("generation")) for r in self.history), default=math.nan)
+            vals = [
+                _num(r.get(key)) for r in self.history if _num(r.get("generation")) > last - window
+            ]
+            vals = [v for v in vals if math.isfinite(v)]
+            return (last, float(np.mean(vals))) if vals else (math.nan, math.nan)
         for row in reversed(self.history):
             v = _num(row.get(key))
             if math.isfinite(v):
@@ -146,6 +160,24 @@ def _curve(arms: list[Arm], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.array(gens), np.array(mean), np.array(lo), np.array(hi)
 
 
+def moving_average(values: np.ndarray, k: int) -> np.ndarray:
+    """Trailing mean over the last ``k`` points (fewer at the start); NaNs are skipped."""
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0))])
+    ccnt = np.concatenate([[0], np.cumsum(ok)])
+    idx = np.arange(1, values.size + 1)
+    lo = np.maximum(0, idx - k)
+    cnt = ccnt[idx] - ccnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, (csum[idx] - csum[lo]) / np.maximum(cnt, 1), np.nan)
+
+
+def auto_smooth(num_generations: int) -> int:
+    """Smoothing window used when none is given: none up to 60 generations, then ~1/20 of the run."""
+    return 1 if num_generations <= 60 else max(2, round(num_generations / 20))
+
+
 def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
 
@@ -156,10 +188,19 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def build_report(run_dir: Path, out_dir: Path) -> Path:
-    """Write ``out_dir/index.html`` (+ ``img/*.png``, ``final.json``); returns the HTML path."""
+def build_report(run_dir: Path, out_dir: Path, *, smooth: int | None = None, window: int = 1) -> Path:
+    """Write ``out_dir/index.html`` (+ ``img/*.png``, ``final.json``); returns the HTML path.
+
+    ``smooth``: moving-average window of the curves in generations (None = :func:`auto_smooth`,
+    1 = raw); ``window``: the table averages each arm over its last ``window`` generations."""
+    if smooth is not None and smooth < 1:
+        raise ReportError(f"smooth={smooth}: expected a number of generations >= 1")
+    if window < 1:
+        raise ReportError(f"window={window}: expected a number of generations >= 1")
     plt = _mpl()
     arms = load_run(run_dir)
+    if smooth is None:
+        smooth = auto_smooth(max(len(a.history) for a in arms))
     groups = group_arms(arms)
     keys = metric_keys([r for a in arms for r in a.history])
     out_dir = Path(out_dir)
@@ -174,10 +215,17 @@ def build_report(run_dir: Path, out_dir: Path) -> Path:
             if not ok.any():
                 continue
             c = colours[i % len(colours)]
-            ax.plot(gens[ok], mean[ok], marker="o", ms=3, color=c, label=f"{gname} (n={len(members)})")
-            if len(members) > 1:
-                ax.fill_between(gens[ok], lo[ok], hi[ok], color=c, alpha=0.2, lw=0)
-        ax.set_title(f"{key}  ({BETTER.get(key, '')})" if key in BETTER else key, fontsize=10)
+            label = f"{gname} (n={len(members)})"
+            if smooth > 1:
+                ax.plot(gens[ok], mean[ok], color=c, lw=0.6, alpha=0.25)
+                ax.plot(gens[ok], moving_average(mean[ok], smooth), color=c, lw=1.6, label=label)
+            else:
+                marker = {"marker": "o", "ms": 3} if ok.sum() <= 60 else {}
+                ax.plot(gens[ok], mean[ok], color=c, label=label, **marker)
+                if len(members) > 1:
+                    ax.fill_between(gens[ok], lo[ok], hi[ok], color=c, alpha=0.2, lw=0)
+        title = f"{key}  ({BETTER.get(key, '')})" if key in BETTER else key
+        ax.set_title(title + (f"  [moving avg {smooth}]" if smooth > 1 else ""), fontsize=10)
         ax.set_xlabel("generation")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -190,14 +238,14 @@ def build_report(run_dir: Path, out_dir: Path) -> Path:
     for gname, members in groups.items():
         row = {}
         for key in keys:
-            finals = [a.final(key) for a in members]
+            finals = [a.final(key, window) for a in members]
             m, half, n = mean_ci([v for _, v in finals])
             gen = max((g for g, _ in finals if math.isfinite(g)), default=math.nan)
-            row[key] = {"mean": m, "ci95": half, "n": n, "generation": gen}
+            row[key] = {"mean": m, "ci95": half, "n": n, "generation": gen, "window": window}
         final[gname] = {"arms": [a.name for a in members], "params": _common_params(members), "metrics": row}
     (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
     path = out_dir / "index.html"
-    path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final), encoding="utf-8")
+    path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final, smooth, window), encoding="utf-8")
     log.info("report for %d arms (%d groups, %d metrics) at %s", len(arms), len(groups), len(keys), path)
     return path
 
@@ -207,7 +255,7 @@ def _common_params(members: list[Arm]) -> dict:
     return {k: v for k, v in params[0].items() if all(p.get(k) == v for p in params)} if params else {}
 
 
-def _html(run_dir: Path, arms, groups, keys, figures, final) -> str:
+def _html(run_dir: Path, arms, groups, keys, figures, final, smooth: int = 1, window: int = 1) -> str:
     e = html.escape
     head = (
         "<!doctype html><html><head><meta charset='utf-8'><title>sccl report</title><style>"
@@ -217,12 +265,18 @@ def _html(run_dir: Path, arms, groups, keys, figures, final) -> str:
         ".figs img{width:400px}</style></head><body>"
     )
     parts = [head, f"<h1>Collapse report: {e(str(run_dir))}</h1>"]
+    curves = (
+        f"mean over seeds, faint; bold: its trailing moving average over {smooth} generations"
+        if smooth > 1 else "mean over seeds, band = min–max"
+    )
+    per_arm = f"each arm's mean over its last {window} generations" if window > 1 else "value at each arm's last generation"
     parts.append(
-        f"<p>{len(arms)} arms in {len(groups)} groups (arms differing only by seed). Curves: mean over seeds, "
-        "band = min–max. Table: value at each arm's last generation, mean ± half-width of the 95% "
+        f"<p>{len(arms)} arms in {len(groups)} groups (arms differing only by seed). Curves: {curves}. "
+        f"Table: {per_arm}, mean ± half-width of the 95% "
         "t-interval over seeds (no interval for one seed). Metric definitions and directions: docs/METRICS.md.</p>"
     )
-    parts.append("<h2>Final generation</h2><div style='overflow-x:auto'><table><tr><th>metric</th><th>better</th>")
+    heading = f"Last {window} generations" if window > 1 else "Final generation"
+    parts.append(f"<h2>{heading}</h2><div style='overflow-x:auto'><table><tr><th>metric</th><th>better</th>")
     parts += [f"<th>{e(g)}<br><small>n={len(m)}</small></th>" for g, m in groups.items()]
     parts.append("</tr>")
     for key in keys:

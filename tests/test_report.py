@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -61,3 +62,30 @@ def test_cli_report(run_dir, tmp_path, capsys):
     assert (tmp_path / "r" / "index.html").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "missing: not a directory" in capsys.readouterr().err
+
+
+def test_window_averages_last_generations_then_ci_over_seeds(run_dir, tmp_path):
+    final_path = build_report(run_dir, tmp_path / "w", window=2).parent / "final.json"
+    cell = json.loads(final_path.read_text())["corrected"]["metrics"]["quality/fid"]
+    # per arm: mean of generations 1-2 -> 11.5, 13, 14.5; then mean over the three seeds
+    assert cell["mean"] == pytest.approx(13.0) and cell["window"] == 2 and cell["generation"] == 2
+    assert cell["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 1.5 / math.sqrt(3))
+    assert "Last 2 generations" in (tmp_path / "w" / "index.html").read_text()
+
+
+def test_moving_average_and_auto_smoothing(tmp_path):
+    from metrics.report import auto_smooth, moving_average
+
+    avg = moving_average(np.array([1.0, 3.0, np.nan, 5.0, 7.0]), 2)
+    np.testing.assert_allclose(avg, [1.0, 2.0, 3.0, 5.0, 6.0])
+    assert auto_smooth(50) == 1 and auto_smooth(300) == 15
+    run = tmp_path / "long"
+    rng = np.random.default_rng(0)
+    _write_arm(run, "toy", "toy", 0, list(rng.normal(size=300)))
+    text = build_report(run, tmp_path / "r").read_text()
+    assert "moving average over 15 generations" in text
+
+
+def test_cli_report_rejects_bad_window(run_dir, tmp_path, capsys):
+    assert main(["report", str(run_dir), "--window", "0"]) == 2
+    assert "window=0" in capsys.readouterr().err

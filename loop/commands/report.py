@@ -13,6 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (with arms/<arm>/metrics.jsonl)")
     p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/report)")
+    p.add_argument("--smooth", type=int, default=None, metavar="K",
+                   help="draw a moving average over K generations over the raw curves "
+                        "(default: none up to 60 generations, then about 1/20 of the run; 1 = raw)")
+    p.add_argument("--window", type=int, default=1, metavar="K",
+                   help="table: average each arm over its last K generations before the interval over seeds "
+                        "(default 1 = last generation)")
     p.set_defaults(func=run_report)
 
 
@@ -21,6 +27,6 @@ def run_report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report"
-    path = build_report(run_dir, out)
+    path = build_report(run_dir, out, smooth=args.smooth, window=args.window)
     print(path)
     return 0
