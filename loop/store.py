@@ -8,6 +8,7 @@ data they describe; arrays are stored as ``.npz`` (no pickle) and validated on l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, Callable
 import numpy as np
 
 from motion.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class RunDirError(UserError):
@@ -41,6 +44,71 @@ def atomic_write_bytes(path: Path, data: bytes, before_replace: Callable[[Path],
             os.unlink(tmp)
         raise
     return path
+
+
+class RunDirLock:
+    """Exclusive hold on a run directory for one driver (``flock`` on ``RUN_DIR/.sccl.lock``).
+
+    Two drivers on the same directory would interleave generations and MLflow deliveries; the
+    second one is refused with the first one's pid instead. The kernel drops the lock when the
+    holder dies, so a SIGKILLed run never leaves a stale lock behind. While the lock is held no
+    other process writes here, so temporary files left by a killed writer can be removed."""
+
+    FILE = ".sccl.lock"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._fh: Any = None
+
+    def acquire(self) -> "RunDirLock":
+        import fcntl
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self.run_dir / self.FILE, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise RunDirError(
+                f"{self.run_dir} is in use by another sccl run (pid {holder}); wait for it to finish, stop it, "
+                "or choose another output_dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        removed = remove_stale_temp_files(self.run_dir)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted run in %s", removed, self.run_dir)
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the descriptor releases the flock
+            self._fh = None
+
+    def __enter__(self) -> "RunDirLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def remove_stale_temp_files(run_dir: Path) -> int:
+    """Delete the hidden ``.NAME.….tmp…`` files of :func:`atomic_write_bytes` and checkpoint
+    writers (only a killed writer leaves them; call with the run directory locked). Returns how
+    many were removed."""
+    removed = 0
+    for tmp in Path(run_dir).rglob(".*.tmp*"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def write_json(path: Path, obj: Any) -> Path:

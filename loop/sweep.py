@@ -28,7 +28,7 @@ from loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
 from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
 from generators.base import CheckpointError
 from loop.realdata import load_real_data
-from loop.store import RunDirError, atomic_write_bytes, read_json, read_jsonl, write_json
+from loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_json, read_jsonl, write_json
 from loop.tracking import Tracker, default_tracking_uri
 from motion.errors import UserError
 
@@ -187,6 +187,7 @@ class Driver:
         self.delivered: dict[str, set[int]] = {}
         self._last_delivery_attempt = 0.0
         self._outage_logged = False
+        self._lock = RunDirLock(self.run_dir)
 
     # --------------------------------------------------------------- set-up
     def prepare(self) -> None:
@@ -200,7 +201,7 @@ class Driver:
             )
         self.validate()
         self.tracker.check()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()  # creates the directory; refused while another driver holds it
         atomic_write_bytes(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False).encode())
         sweep = existing or {"name": self.cfg.name, "fingerprint": fp, "created": time.time(), "runs": {}}
         sweep["experiment"] = self.experiment
@@ -337,6 +338,12 @@ class Driver:
 
     # --------------------------------------------------------------- run
     def run(self, progress_stream=None) -> SweepResult:
+        try:
+            return self._run(progress_stream)
+        finally:
+            self._lock.release()
+
+    def _run(self, progress_stream=None) -> SweepResult:
         t0 = time.time()
         self.prepare()
         result = SweepResult(self.run_dir, self.experiment, self.tracker.tracking_uri)

@@ -623,3 +623,24 @@ def test_no_unsafe_calls_in_the_package():
                             continue
                         hits.append(f"{path.relative_to(REPO)}: {line.strip()}")
     assert not hits, hits
+
+
+def test_second_driver_on_a_run_dir_is_refused_and_stale_temp_files_go(tmp_path, capsys):
+    """A run directory is held by one driver at a time (the second gets a one-line error with
+    the holder's pid, nothing written); the next driver removes temp files a killed writer left."""
+    from loop.store import RunDirLock
+
+    run_dir = tmp_path / "run"
+    args = ["run", SMOKE, *TINY, "generations=0", f"output_dir={run_dir}",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"]
+    with RunDirLock(run_dir):
+        assert cli_main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{run_dir} is in use by another sccl run (pid {os.getpid()})" in err and "Traceback" not in err
+        assert sorted(p.name for p in run_dir.iterdir()) == [".sccl.lock"]
+    stale = run_dir / "shared" / ".gen0-abc.safetensors.tmp123"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a model")
+    assert cli_main(args) == 0
+    assert not stale.exists()
+    _assert_run_dir_readable(run_dir)
