@@ -68,6 +68,9 @@ class Progress:
         self._drawn = 0
         self._last_key: dict[str, tuple] = {}
         self.t0 = time.time()
+        # Wide enough for whole names (arms of a sweep often differ only in their last
+        # characters, e.g. the seed), capped so a redrawn line does not wrap on a terminal.
+        self.name_width = min(60, max([3, *(len(a) for a in arms)]))
 
     def line(self, arm: str, st: dict[str, Any]) -> str:
         big_g = self.generations[arm]
@@ -81,7 +84,7 @@ class Progress:
         if started and g > 0 and phase != "done":
             per_gen = (time.time() - started) / g
             eta = f" ETA {_fmt_s(per_gen * (big_g + 1 - g))}"
-        return f"{arm:40.40} gen {g}/{big_g} {phase:10}{detail}{loss}{eta}"
+        return f"{_fit(arm, self.name_width)} gen {g}/{big_g} {phase:10}{detail}{loss}{eta}"
 
     def update(self, statuses: dict[str, dict[str, Any]], force: bool = False) -> None:
         lines = [self.line(a, statuses.get(a, {})) for a in self.arms]
@@ -100,6 +103,14 @@ class Progress:
                 self._last_key[arm] = key
                 self.stream.write(f"[{_fmt_s(time.time() - self.t0)}] {text}\n")
         self.stream.flush()
+
+
+def _fit(name: str, width: int) -> str:
+    """`name` padded to `width`; if longer, its middle is elided so the distinguishing end stays."""
+    if len(name) <= width:
+        return f"{name:{width}}"
+    tail = width // 3
+    return name[: width - tail - 1] + "…" + name[-tail:]
 
 
 def _fmt_s(seconds: float) -> str:
@@ -516,11 +527,12 @@ def summary_text(result: SweepResult) -> str:
     wanted = ["quality/fid", "quality/fid_k", "quality/recognition_acc", "diversity/diversity",
               "physics/phys_err_mm", "toy/w2", "toy/mean_error", "toy/cov_trace", "correction/acceptance_rate"]
     keys = [k for k in wanted if any(isinstance(r.get(k), (int, float)) for r in result.arms.values())]
-    header = f"{'arm':40} " + " ".join(f"{k.split('/')[-1]:>14}" for k in keys)
+    width = max([3, *(len(n) for n in result.arms)])  # full names: seeds differ only at the end
+    header = f"{'arm':{width}} " + " ".join(f"{k.split('/')[-1]:>14}" for k in keys)
     lines += ["", header, "-" * len(header)]
     for name, rec in result.arms.items():
         vals = " ".join(f"{rec[k]:14.4g}" if isinstance(rec.get(k), (int, float)) else f"{'-':>14}" for k in keys)
-        lines.append(f"{name:40.40} {vals}" + ("   FAILED" if name in result.failed else ""))
+        lines.append(f"{name:{width}} {vals}" + ("   FAILED" if name in result.failed else ""))
     for name, why in result.failed.items():
         lines.append(f"arm {name} failed: {why}  (fix, then `sccl resume {result.run_dir}`)")
     if result.undelivered > 0:

@@ -99,3 +99,22 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     assert cli_main(["run", str(tmp_path / "broken.yaml")]) == 2
     assert "not valid YAML" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_status_and_summary_keep_arm_names_apart():
+    """Arms of a sweep often differ only in their last characters (the seed): the status lines
+    and the final table must not cut that part off."""
+    import io
+    from pathlib import Path
+
+    from loop.sweep import Progress, SweepResult, summary_text
+
+    names = [f"self_correcting_synthetic_ratio=0.5_seed={s}" for s in (0, 1)] + ["x" * 80 + "_seed=7"]
+    progress = Progress(names, {n: 3 for n in names}, io.StringIO())
+    lines = [progress.line(n, {"generation": 1, "phase": "sample"}) for n in names]
+    assert lines[0].startswith(names[0]) and lines[1].startswith(names[1])
+    assert "…" in lines[2] and lines[2].split(" gen")[0].endswith("_seed=7") and len(lines[2].split(" gen")[0]) == 60
+    result = SweepResult(Path("runs/x"), "x", "sqlite:///x.db")
+    result.arms = {n: {"quality/fid": 1.0} for n in names}
+    text = summary_text(result)
+    assert all(f"\n{n} " in text for n in names)
