@@ -158,6 +158,15 @@ class ExperimentConfig:
             raise ConfigError(f"config key 'data.path': directory {self.data.path} does not exist")
         if self.data.kind == "gaussian" and self.data.n is None:
             raise ConfigError("config key 'data.n': the gaussian toy needs the number of real points n")
+        if (self.data.kind == "motion" and self.corrector.policy == "keep_partial"
+                and self.corrector.name != "none" and self.synthetic_ratio > 0):
+            # The partial clip ends at the fall, so it is shorter than the fixed-length windows the
+            # generator trains on; it could only be padded with invented frames or dropped.
+            raise ConfigError(
+                "config key 'corrector.policy': keep_partial keeps clips cut at the fall, shorter than the "
+                "fixed-length windows the generator trains on; use reject or keep_raw in a loop "
+                "(keep_partial works with `sccl correct`)"
+            )
 
     @property
     def run_dir(self) -> Path:

@@ -382,6 +382,8 @@ def _one_line_error(capsys) -> str:
     (["arms=[{name: a, corrector.name: phisics}]"], "unknown corrector 'phisics'"),
     (["generator.name=nope"], "unknown generator 'nope'"),
     (["generator.preset=huge"], "unknown diffusion preset 'huge'"),
+    (["arms=[{name: a, corrector.name: physics, corrector.policy: keep_partial}]"],
+     "'corrector.policy': keep_partial keeps clips cut at the fall"),
     (["generator.name=no_such_module_xyz:Gen"], "generator 'no_such_module_xyz:Gen': cannot import"),
 ])
 def test_bad_config_one_line_error_nothing_written(tmp_path, monkeypatch, capsys, overrides, message):
