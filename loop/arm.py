@@ -30,7 +30,7 @@ from generators.base import save_state
 from loop.config import ArmSpec, ExperimentConfig
 from loop.faults import fault_point
 from loop.realdata import RealData, load_real_data
-from loop.store import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
+from loop.store import read_json, read_jsonl, read_npz, remove_stale_temp_files, write_json, write_jsonl, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +178,11 @@ class ArmRunner:
         return load_generator(path, expect=expected_checkpoint(self.cfg))
 
     def _remove_stale_temps(self) -> None:
-        """Temporary files of writes that a crash interrupted (never read; removed on restart)."""
-        for tmp in list(self.paths.root.glob(".*.tmp*")) + list(self.paths.root.glob("gen_*/.*.tmp*")):
-            try:
-                tmp.unlink()
-                log.info("%s: removed %s left by an interrupted write", self.spec.name, tmp)
-            except OSError:
-                pass
+        """Temporary files of writes that a crash interrupted (never read; removed on restart,
+        also when Ray retries the arm within one driver's run)."""
+        removed = remove_stale_temp_files(self.paths.root)
+        if removed:
+            log.info("%s: removed %d temporary file(s) left by an interrupted write", self.spec.name, removed)
 
     # ------------------------------------------------------------------- main
     def run(self) -> dict[str, Any]:

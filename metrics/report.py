@@ -13,8 +13,10 @@ Long runs of a noisy metric (a toy refit on 75 points, FID on 128 samples) make 
 generation and the raw curves mostly noise. ``smooth`` draws a trailing moving average over that
 many generations on top of the faint raw curve (auto: about 1/20 of the run beyond 60
 generations), and ``window`` makes the table report each arm's mean over its last ``window``
-generations before the interval over seeds is taken. Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus
-``final.json`` with the same numbers for scripts. No JavaScript, nothing fetched from the network.
+generations before the interval over seeds is taken.
+
+Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus ``final.json``
+with the same numbers for scripts. No JavaScript, nothing fetched from the network.
 """
 
 from __future__ import annotations
