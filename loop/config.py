@@ -65,8 +65,16 @@ class GeneratorSection:
 
 @dataclass
 class CorrectorSection:
+    """``corrector``. ``params`` belong to the corrector named beside them: an arm that switches
+    ``corrector.name`` without setting ``corrector.params`` starts from no params, because
+    settings of one corrector are unknown (an error) to another. ``params_for`` holds settings
+    per corrector name for every arm that uses that corrector (the arm's own params win), which
+    is how one command line tunes the physics arm of a sweep:
+    ``corrector.params_for.physics.assist_cap_g=0.3``."""
+
     name: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
+    params_for: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy: str = "reject"
 
 
@@ -371,6 +379,7 @@ def expand_arms(cfg: ExperimentConfig) -> list[ArmSpec]:
             for key, value in entry.items():
                 _set_dotted(raw, key, value)
                 params[key] = value
+            _resolve_corrector_params(raw, base, [k for k, _ in axes] + list(entry))
             try:
                 arm_cfg = _build(ExperimentConfig, raw)
                 arm_cfg.validate()
@@ -391,6 +400,21 @@ def expand_arms(cfg: ExperimentConfig) -> list[ArmSpec]:
             seen[name] = arm_cfg.to_dict()
             arms.append(ArmSpec(name=name, config=arm_cfg, params=params, group="_".join(group_parts) or "arm"))
     return arms
+
+
+def _resolve_corrector_params(raw: dict[str, Any], base: dict[str, Any], changed: list[str]) -> None:
+    """Give an arm the params of the corrector it actually uses (see :class:`CorrectorSection`)."""
+    section = raw.get("corrector")
+    if not isinstance(section, dict):
+        return
+    name = section.get("name", CorrectorSection.name)
+    own_params = any(k in ("corrector", "corrector.params") or k.startswith("corrector.params.") for k in changed)
+    if name != base["corrector"]["name"] and not own_params:
+        section["params"] = {}
+    per_name = section.get("params_for") or {}
+    if not isinstance(per_name, dict) or not isinstance(per_name.get(name, {}), dict):
+        raise ConfigError(f"config key 'corrector.params_for.{name}': expected a mapping of settings")
+    section["params"] = {**per_name.get(name, {}), **(section.get("params") or {})}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

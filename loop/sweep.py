@@ -29,17 +29,27 @@ from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict
 from generators.base import CheckpointError
 from loop.realdata import load_real_data
 from loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_json, read_jsonl, write_json
-from loop.tracking import Tracker, default_tracking_uri
+from loop.tracking import KEY_METRICS, SWEEP_TAG, Tracker, chart_view_url, default_tracking_uri, ui_base_url
 from motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
+#: Config keys (dotted prefixes) that ``sccl resume RUN_DIR key=value`` may change: where a run
+#: executes and reports, never what it computes. The fingerprint ignores exactly these (and
+#: output_dir, which RUN_DIR replaces).
+RESUME_OVERRIDABLE = ("ray", "mlflow", "eval.gif", "eval.plots")
+
+
 def config_fingerprint(cfg: ExperimentConfig) -> str:
-    """What must not change between a run and its resumption (Ray settings may)."""
+    """What must not change between a run and its resumption."""
     d = cfg.to_dict()
-    d.pop("ray", None)
-    d.pop("output_dir", None)
+    for key in ("output_dir", *RESUME_OVERRIDABLE):
+        *path, last = key.split(".")
+        node = d
+        for part in path:
+            node = node.get(part, {})
+        node.pop(last, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -51,6 +61,7 @@ class SweepResult:
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     undelivered: int = 0
+    chart_url: str = ""  #: deep link to the sweep's collapse curves in the MLflow UI
     wall_s: float = 0.0
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  #: seconds per phase, per arm (+ "driver")
 
@@ -134,8 +145,21 @@ def init_ray(cfg: ExperimentConfig) -> bool:
         log.info("connecting to Ray cluster at %s", address)
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
+        # Ray >= 2.5x turns token authentication on for a new local cluster (and writes
+        # ~/.ray/auth_token) and warns about it on every start. For an embedded cluster that
+        # lives as long as this command, that is the right default and the warning is noise;
+        # the warning alone is dropped, the authentication stays.
+        token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        token_log.addFilter(_drop_default_token_notice)
+        try:
+            ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
+        finally:
+            token_log.removeFilter(_drop_default_token_notice)
     return True
+
+
+def _drop_default_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
 def _bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
@@ -220,7 +244,7 @@ class Driver:
         exp_id = self.tracker.experiment_id(self.experiment)
         sweep["experiment_id"] = exp_id
         parent = sweep.get("parent_run_id")
-        if not parent or not self.tracker.run_exists(parent):
+        if not parent or not self.tracker.run_exists(parent, exp_id):
             # a crash between creating the run and writing sweep.json must not leave a twin
             parent_tags = {"sccl.run_dir": str(self.run_dir), "sccl.kind": "sweep"}
             parent = (self.tracker.find_run(exp_id, parent_tags)
@@ -232,12 +256,15 @@ class Driver:
                                              **{f"base.{k}": v for k, v in flatten(self.cfg.to_dict()).items()
                                                 if k not in ("arms", "grid")}})
             self.tracker.client.log_artifact(parent, str(self.run_dir / "config.yaml"))
+        migrated = set() if sweep.get("layout") != "top-level-arms" else {a.name for a in self.arms}
+        sweep["layout"] = "top-level-arms"
         for arm in self.arms:
             run_id = sweep["runs"].get(arm.name)
-            if not run_id or not self.tracker.run_exists(run_id):
-                arm_tags = {"sccl.arm": arm.name, "sccl.group": arm.group, "sccl.run_dir": str(self.run_dir)}
+            if not run_id or not self.tracker.run_exists(run_id, exp_id):
+                arm_tags = {"sccl.arm": arm.name, "sccl.group": arm.group, "sccl.run_dir": str(self.run_dir),
+                            SWEEP_TAG: parent}
                 run_id = (self.tracker.find_run(exp_id, {"sccl.arm": arm.name, "sccl.run_dir": str(self.run_dir)})
-                          or self.tracker.create_run(exp_id, arm.name, parent_run_id=parent, tags=arm_tags))
+                          or self.tracker.create_run(exp_id, arm.name, tags=arm_tags))
                 sweep["runs"][arm.name] = run_id
                 write_json(self.sweep_path, sweep)  # before any compute: a crash never duplicates runs
                 params = {**{f"axis.{k}": v for k, v in arm.params.items()},
@@ -250,8 +277,24 @@ class Driver:
                                   "mlflow_run_id": run_id, "config": arm.config.to_dict()})
             if first_time:
                 self.tracker.client.log_artifact(run_id, str(arm_json))  # the arm's resolved config
+            elif arm.name not in migrated:
+                # runs of sweeps started when arms were nested under the sweep run
+                self.tracker.unnest(run_id)
+                self.tracker.set_tags(run_id, {SWEEP_TAG: parent})
+        groups = [a.group for a in self.arms]
+        share_key = self.tracker.save_chart_view(
+            exp_id, parent, self._chart_metrics(), group_by_tag="sccl.group" if len(set(groups)) < len(groups) else None,
+            n_runs=len(self.arms))
+        sweep["chart_url"] = chart_view_url(ui_base_url(self.tracker.tracking_uri), exp_id, share_key)
         self.sweep = sweep
         write_json(self.sweep_path, sweep)
+
+    def _chart_metrics(self) -> list[str]:
+        """The key metrics this sweep logs, in :data:`KEY_METRICS` order."""
+        toy = any(a.config.data.kind != "motion" for a in self.arms)
+        corrected = any(a.config.corrector.name != "none" for a in self.arms)
+        return [k for k in KEY_METRICS
+                if k.startswith("toy/") == toy and (corrected or not k.startswith("correction/"))]
 
     def validate(self) -> None:
         """Bad input that would otherwise surface hours into a run, checked before anything is
@@ -357,7 +400,8 @@ class Driver:
     def _run(self, progress_stream=None) -> SweepResult:
         t0 = time.time()
         self.prepare()
-        result = SweepResult(self.run_dir, self.experiment, self.tracker.tracking_uri)
+        result = SweepResult(self.run_dir, self.experiment, self.tracker.tracking_uri,
+                             chart_url=self.sweep.get("chart_url", ""))
         pending = self.pending_arms()
         progress = Progress([a.name for a in self.arms], {a.name: a.config.generations for a in self.arms},
                             progress_stream)
@@ -513,10 +557,11 @@ def resume_run_dir(run_dir: str | Path, overrides: list[str] | None = None, prog
     if not cfg_path.exists():
         raise RunDirError(f"{run_dir}: not a run directory (no config.yaml); start one with `sccl run CONFIG`")
     raw = yaml.safe_load(cfg_path.read_text())
-    allowed = ("ray.", "mlflow.", "eval.gif", "eval.plots")
     for text in overrides or []:
-        if not text.startswith(allowed):
-            raise ConfigError(f"override {text!r}: only ray.*, mlflow.* and eval.gif/plots may change on resume")
+        key = text.split("=", 1)[0].strip()
+        if not any(key == k or key.startswith(k + ".") for k in RESUME_OVERRIDABLE):
+            raise ConfigError(f"override {text!r}: only {', '.join(k + ('' if '.' in k else '.*') for k in RESUME_OVERRIDABLE)} "
+                              "may change on resume (they do not change what the run computes)")
     cfg = config_from_dict(raw, overrides)
     return Driver(cfg, run_dir).run(progress_stream)
 
@@ -538,6 +583,10 @@ def summary_text(result: SweepResult) -> str:
     if result.undelivered > 0:
         lines.append(f"{result.undelivered} generation record(s) are not yet in MLflow; "
                      f"`sccl resume {result.run_dir}` delivers them once the server is reachable")
-    lines.append(f"open the curves : sccl ui --tracking-uri '{result.tracking_uri}'   (then http://127.0.0.1:5000)")
+    if result.tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"collapse curves : {result.chart_url}")
+    else:
+        lines.append(f"collapse curves : sccl ui {result.run_dir}   (serves the store, then open:)")
+        lines.append(f"                  {result.chart_url}")
     lines.append(f"static report   : sccl report {result.run_dir} --out {result.run_dir}/report")
     return "\n".join(lines)

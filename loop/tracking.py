@@ -1,5 +1,14 @@
-"""MLflow tracking for sweeps: one experiment per sweep name, a parent run per sweep, one
-nested run per arm, metrics with ``step=generation`` (one ``log_batch`` per generation).
+"""MLflow tracking for sweeps: one experiment per sweep name, one *sweep run* (the sweep's
+parameters and the real-data floor ``reference/*``) and one run per arm, metrics with
+``step=generation`` (one ``log_batch`` per generation).
+
+Arm runs are top-level runs tagged with their sweep (``sccl.sweep_run_id``), not nested under
+the sweep run: MLflow's UI collapses nested runs under their parent in the runs table and the
+charts, which hid every collapse curve. The experiment is tagged as a model-training
+experiment (else the UI opens on its GenAI overview), and each sweep stores a *chart view* in
+the experiment (the UI's own shared-view format) so one printed link opens the collapse
+curves of exactly that sweep's arms, one line per arm (or per arm group, mean and band, when
+seeds repeat an arm).
 
 Only the driver talks to MLflow. Arms write each generation's record to their run
 directory first (the *spool*); the driver delivers records to MLflow and remembers what it
@@ -15,9 +24,11 @@ process (and of Ray workers started from it).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import urllib.parse
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +39,18 @@ log = logging.getLogger(__name__)
 
 #: The metric every generation record carries; its history tells which steps exist.
 GENERATION_KEY = "loop/generation"
+
+#: Metrics drawn first in a sweep's chart view (those a sweep never logs are left out).
+KEY_METRICS = ("quality/fid", "quality/fid_k", "quality/recall", "physics/phys_err_mm",
+               "correction/acceptance_rate", "toy/w2", "toy/mean_error", "toy/cov_trace")
+
+#: Experiment tag the MLflow UI (3.x) reads to choose between its GenAI and training views.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+#: Experiment-tag prefix under which the MLflow UI looks up ``?viewStateShareKey=KEY``.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+#: Tag that ties an arm run to its sweep run.
+SWEEP_TAG = "sccl.sweep_run_id"
 
 
 class TrackingError(UserError):
@@ -41,6 +64,21 @@ def default_tracking_uri() -> str:
     if env:
         return env
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def ui_base_url(tracking_uri: str, ui_host: str = "127.0.0.1", ui_port: int = 5000) -> str:
+    """Where a browser finds the MLflow UI of this store: the server itself for an http(s)
+    store, else what ``sccl ui`` serves."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return f"http://{ui_host}:{ui_port}"
+
+
+def chart_view_url(base_url: str, experiment_id: str, share_key: str) -> str:
+    """The deep link to a sweep's chart view (see :meth:`Tracker.save_chart_view`)."""
+    query = urllib.parse.urlencode({"compareRunsMode": "CHART", "viewStateShareKey": share_key,
+                                    "workflowType": "machine_learning"})
+    return f"{base_url}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def _configure_http_retries() -> None:
@@ -88,24 +126,63 @@ class Tracker:
             ) from None
 
     def experiment_id(self, name: str) -> str:
+        """The experiment called `name` (created or restored), tagged as model training."""
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
-            return exp.experiment_id
-        location = None
-        if self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:"):
-            root = Path(self.artifact_root or Path.cwd() / "mlartifacts").resolve()
-            location = (root / name).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+            exp_id = exp.experiment_id
+            if exp.tags.get(EXPERIMENT_KIND_TAG) == TRAINING_KIND:
+                return exp_id
+        else:
+            location = None
+            if self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:"):
+                root = Path(self.artifact_root or Path.cwd() / "mlartifacts").resolve()
+                location = (root / name).as_uri()
+            exp_id = self.client.create_experiment(name, artifact_location=location)
+        self.client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+        return exp_id
 
-    def create_run(self, experiment_id: str, name: str, parent_run_id: str | None = None,
-                   tags: dict[str, str] | None = None) -> str:
-        all_tags = dict(tags or {})
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+    def save_chart_view(self, experiment_id: str, sweep_run_id: str, metrics: list[str],
+                        group_by_tag: str | None = None, n_runs: int = 10) -> str:
+        """Store the chart view of one sweep in its experiment; returns the share key.
+
+        The key is the sweep run's id, so rewriting it (every start and resume) is idempotent.
+        The view filters the runs table to the sweep's arms, shows every run (the UI's default
+        hides all but the first 10 from charts), and opens with a "Collapse curves" section of
+        line charts over ``step = generation`` for `metrics`; the UI adds its own charts for
+        every other metric below. `group_by_tag` groups runs by that tag (mean and min-max band)."""
+        charts = [{
+            "uuid": f"sccl-{i}", "type": "LINE", "runsCountToCompare": max(10, n_runs),
+            "metricSectionId": "sccl-collapse", "deleted": False, "isGenerated": False,
+            "displayName": key, "metricKey": key, "selectedMetricKeys": [key], "lineSmoothness": 0,
+            "xAxisScaleType": "linear", "scaleType": "linear", "range": {}, "xAxisKey": "step",
+            "selectedXAxisMetricKey": "", "yAxisKey": "metric", "yAxisExpressions": [], "ignoreOutliers": False,
+            "useGlobalXaxisKey": True, "useGlobalLineSmoothing": True,
+        } for i, key in enumerate(metrics)]
+        state: dict[str, Any] = {
+            "searchFilter": f"tags.`{SWEEP_TAG}` = '{sweep_run_id}'",
+            "runsHiddenMode": "SHOW_ALL",
+            "compareRunCharts": charts,
+            "compareRunSections": [{"uuid": "sccl-collapse", "name": "Collapse curves", "display": True,
+                                    "isReordered": False, "deleted": False, "isGenerated": False}],
+            "hideEmptyCharts": True,
+            "useGroupedValuesInCharts": True,
+            "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+            "groupBy": ({"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": group_by_tag}]}
+                        if group_by_tag else None),
+        }
+        self.client.set_experiment_tag(experiment_id, SHARED_VIEW_PREFIX + sweep_run_id, json.dumps(state))
+        return sweep_run_id
+
+    def create_run(self, experiment_id: str, name: str, tags: dict[str, str] | None = None) -> str:
+        run = self.client.create_run(experiment_id, tags=dict(tags or {}), run_name=name)
         return run.info.run_id
+
+    def unnest(self, run_id: str) -> None:
+        """Make a run top-level (arm runs of sweeps started before arms were top-level)."""
+        if "mlflow.parentRunId" in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, "mlflow.parentRunId")
 
     def find_run(self, experiment_id: str, tags: dict[str, str]) -> str | None:
         """The live run carrying all these tags (e.g. the arm and run directory), if any."""
@@ -122,10 +199,14 @@ class Tracker:
         runs = self.client.search_runs([experiment_id], filter_string=query, max_results=1)
         return runs[0].info.run_id if runs else None
 
-    def run_exists(self, run_id: str) -> bool:
+    def run_exists(self, run_id: str, experiment_id: str | None = None) -> bool:
+        """The run is live (and, if given, in that experiment: a resume may point a run at
+        another experiment or store, and its curves must then start there)."""
         try:
             run = self.client.get_run(run_id)
         except Exception:  # noqa: BLE001
+            return False
+        if experiment_id is not None and run.info.experiment_id != experiment_id:
             return False
         return run.info.lifecycle_stage != "deleted"
 

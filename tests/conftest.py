@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "configs" / "smoke.yaml")
+#: the smoke config made smaller still for the suite
+FAST = ["data.n=16", "eval.num_samples=16", "eval.evaluator_steps=40", "train.steps_gen0=30",
+        "train.steps_per_generation=10"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -104,3 +108,31 @@ def mlflow_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@dataclass
+class SmokeSweep:
+    """The smoke sweep, run once per session on real Ray against the real MLflow server."""
+
+    result: object  #: loop.sweep.SweepResult
+    overrides: list[str]
+    experiment: str
+    server: MlflowServer
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory, ray_session, mlflow_server) -> SmokeSweep:
+    from loop.config import load_config
+    from loop.sweep import run_config
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    experiment = f"smoke-{tmp.name}"
+    over = FAST + [f"output_dir={tmp}/run", f"mlflow.tracking_uri={mlflow_server.uri}",
+                   f"mlflow.experiment={experiment}"]
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        result = run_config(load_config(SMOKE, over))
+    finally:
+        os.chdir(cwd)
+    return SmokeSweep(result, over, experiment, mlflow_server)

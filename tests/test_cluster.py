@@ -2,7 +2,8 @@
 user runs on a cluster: the driver is another process that connects by address.
 
 Token authentication (Ray >= 2.5x) is set consistently (``RAY_AUTH_MODE=token``) for the head
-and the driver. Only the processes this test started are ended (their unique temp dir
+and the driver, with a token made for this test and passed in ``RAY_AUTH_TOKEN``: ``ray start
+--head`` refuses to start without a token, and a fresh machine has no ``~/.ray/auth_token``. Only the processes this test started are ended (their unique temp dir
 identifies them); ``ray stop`` is never used because it would kill every Ray on the machine.
 Ray binds the machine's own interface address even when asked for 127.0.0.1; traffic never
 leaves this machine."""
@@ -10,6 +11,7 @@ leaves this machine."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,7 +33,8 @@ pytestmark = pytest.mark.slow
 def ray_head(tmp_path_factory):
     port = free_port()
     temp_dir = Path("/tmp") / f"sccl-ray-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_USAGE_STATS_ENABLED": "0"}
     log = open(tmp_path_factory.mktemp("head") / "head.log", "wb")
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
@@ -76,7 +79,7 @@ def test_smoke_sweep_on_a_started_cluster(ray_head, tmp_path):
     assert f"connecting to Ray cluster at {address}" in proc.stderr
     client = mlflow.MlflowClient(db)
     runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
-    arms = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    arms = [r for r in runs if "sccl.arm" in r.data.tags]
     assert len(arms) == 2
     for run in arms:
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loop/generation"))

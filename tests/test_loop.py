@@ -18,11 +18,7 @@ from loop.config import load_config
 from loop.store import read_jsonl, read_npz
 from loop.sweep import Driver, resume_run_dir, run_config
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = str(REPO / "configs" / "smoke.yaml")
-#: the smoke config made smaller still for the suite
-FAST = ["data.n=16", "eval.num_samples=16", "eval.evaluator_steps=40", "train.steps_gen0=30",
-        "train.steps_per_generation=10"]
+from conftest import FAST, REPO, SMOKE
 
 
 def _history(client, run_id: str, key: str) -> list[int]:
@@ -50,38 +46,38 @@ def test_toy_loop_regimes_records_and_audit_trail(tmp_path):
     assert results["augment"][-1]["toy/w2"] != results["replace"][-1]["toy/w2"]
 
 
-def test_smoke_sweep_with_ray_and_mlflow_server(tmp_path, ray_session, mlflow_server, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    over = FAST + [f"output_dir={tmp_path}/run", f"mlflow.tracking_uri={mlflow_server.uri}",
-                   f"mlflow.experiment=smoke-{tmp_path.name}"]
-    cfg = load_config(SMOKE, over)
-    result = run_config(cfg)
+def test_smoke_sweep_with_ray_and_mlflow_server(smoke_sweep, tmp_path, monkeypatch):
+    result = smoke_sweep.result
     assert not result.failed and result.undelivered == 0
-    client = mlflow.MlflowClient(mlflow_server.uri)
-    exp = client.get_experiment_by_name(f"smoke-{tmp_path.name}")
+    client = mlflow.MlflowClient(smoke_sweep.server.uri)
+    exp = client.get_experiment_by_name(smoke_sweep.experiment)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's training view
     runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    for run in children:
+    sweeps = [r for r in runs if r.data.tags.get("sccl.kind") == "sweep"]
+    arms = [r for r in runs if "sccl.arm" in r.data.tags]
+    assert len(sweeps) == 1 and len(arms) == 2 and len(runs) == 3
+    # arms are top-level runs (the UI hides nested runs), tied to their sweep by a tag
+    assert not [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {r.data.tags["sccl.sweep_run_id"] for r in arms} == {sweeps[0].info.run_id}
+    for run in arms:
         assert _history(client, run.info.run_id, "loop/generation") == [0, 1, 2]
         assert _history(client, run.info.run_id, "quality/fid") == [0, 1, 2]
         assert run.data.params["axis.corrector.name"] in ("none", "physics")
         assert run.info.status == "FINISHED"
-    physics = next(r for r in children if r.data.params["axis.corrector.name"] == "physics")
+    physics = next(r for r in arms if r.data.params["axis.corrector.name"] == "physics")
     assert _history(client, physics.info.run_id, "correction/acceptance_rate") == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(physics.info.run_id)}
     assert "collapse_curves.png" in artifacts
     # every synthetic sample of the corrected arm is on disk with its status
-    syn = read_npz(tmp_path / "run" / "arms" / "self_correcting" / "gen_001" / "synthetic.npz")
+    syn = read_npz(result.run_dir / "arms" / "self_correcting" / "gen_001" / "synthetic.npz")
     assert len(syn["status"]) == 16 and len(syn["kept_index"]) == (syn["status"] == "ok").sum()
     # running it again continues nothing and adds no run and no step
-    again = run_config(load_config(SMOKE, over))
-    assert not again.failed
+    monkeypatch.chdir(tmp_path)
+    again = run_config(load_config(SMOKE, smoke_sweep.overrides))
+    assert not again.failed and again.chart_url == result.chart_url
     runs2 = client.search_runs([exp.experiment_id])
     assert len(runs2) == 3
-    for run in children:
+    for run in arms:
         assert _history(client, run.info.run_id, "loop/generation") == [0, 1, 2]
 
 
@@ -122,8 +118,8 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     client = mlflow.MlflowClient(db)
     exp = client.get_experiment_by_name("killed")
     runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 2  # parent + arm: resume created nothing new
-    arm_run = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert len(runs) == 2  # sweep run + arm: resume created nothing new
+    arm_run = next(r for r in runs if "sccl.arm" in r.data.tags)
     assert _history(client, arm_run.info.run_id, "loop/generation") == [0, 1, 2, 3]
 
 

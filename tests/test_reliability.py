@@ -67,12 +67,12 @@ def _assert_same_final_metrics(got: dict, ref: dict) -> None:
 
 
 def _assert_mlflow_clean(tracking_uri: str, experiment: str, generations: int) -> None:
-    """One parent and one arm run, every metric at most once per generation, all finished."""
+    """One sweep run and one arm run, every metric at most once per generation, all finished."""
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 2, [r.info.run_name for r in runs]
-    arm = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    arm = next(r for r in runs if "sccl.arm" in r.data.tags)
     assert _history(client, arm.info.run_id, "loop/generation") == list(range(generations + 1))
     for key in arm.data.metrics:
         steps = _history(client, arm.info.run_id, key)

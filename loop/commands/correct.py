@@ -43,6 +43,32 @@ def _clean(value):
     return value
 
 
+def _cell(value) -> str:
+    if isinstance(value, (int, float)):
+        return format(value, ".3g")
+    return "-" if value is None else str(value)[:24]
+
+
+def diagnostics_table(rows: list[dict], diagnostics: list[dict], columns: str | None) -> str:
+    """One line per clip. Every key any clip reported is a column unless ``columns`` picks some
+    (a plugin's own diagnostics show up without configuration); a picked key no clip reported
+    is an error naming the keys that exist."""
+    reported = list(dict.fromkeys(k for d in diagnostics for k in d))
+    if columns:
+        keys = [k.strip() for k in columns.split(",") if k.strip()]
+        unknown = [k for k in keys if k not in reported]
+        if unknown:
+            raise UserError(f"--columns: no clip reported {', '.join(unknown)}; reported: {', '.join(reported) or 'nothing'}")
+    else:
+        keys = reported
+    width = max([36, *(len(r["clip"]) for r in rows)])
+    lines = [f"{'clip':{width}s} {'status':8s} " + " ".join(f"{k:>{max(9, len(k))}s}" for k in keys)]
+    for r in rows:
+        cells = " ".join(f"{_cell(r.get(k)):>{max(9, len(k))}s}" for k in keys)
+        lines.append(f"{r['clip']:{width}s} {r['status']:8s} {cells}")
+    return "\n".join(lines)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("correct", help="correct motion clips (default: physics simulation)",
                               description="Pass clips (DeepMimic format) through a corrector and write the kept ones "
@@ -56,6 +82,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="clips per Ray task (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print per-clip diagnostics as JSON")
+    p.add_argument("--columns", default=None, metavar="KEY,KEY",
+                   help="diagnostic columns of the table (default: every diagnostic the corrector reported)")
     p.set_defaults(func=run)
 
 
@@ -94,12 +122,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"clips": rows, "counts": result.counts, "summary": summary}, indent=2))
     else:
-        keys = ["tracking_error_mm", "fall_time_s", "assist_fraction_g", "penetrate_before_mm", "penetrate_after_mm"]
-        present = [k for k in keys if any(k in r for r in rows)]
-        header = f"{'clip':36s} {'status':8s} " + " ".join(f"{k:>20s}" for k in present)
-        print(header)
-        for r in rows:
-            cells = " ".join(f"{'-' if r.get(k) is None else format(r[k], '.3g'):>20s}" for k in present)
-            print(f"{r['clip']:36s} {r['status']:8s} {cells}")
+        print(diagnostics_table(rows, result.diagnostics, args.columns))
         print(f"kept {result.num_kept}/{result.num_inputs}  counts {result.counts}  -> {out_dir}")
     return 0
