@@ -412,8 +412,10 @@ def _resolve_corrector_params(raw: dict[str, Any], base: dict[str, Any], changed
     if name != base["corrector"]["name"] and not own_params:
         section["params"] = {}
     per_name = section.get("params_for") or {}
-    if not isinstance(per_name, dict) or not isinstance(per_name.get(name, {}), dict):
-        raise ConfigError(f"config key 'corrector.params_for.{name}': expected a mapping of settings")
+    for key, settings in per_name.items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"config key 'corrector.params_for.{key}': expected a mapping of settings "
+                              f"(e.g. corrector.params_for.{key}.SETTING=VALUE), got {settings!r}")
     section["params"] = {**per_name.get(name, {}), **(section.get("params") or {})}
 
 

@@ -118,3 +118,29 @@ def test_status_and_summary_keep_arm_names_apart():
     result.arms = {n: {"quality/fid": 1.0} for n in names}
     text = summary_text(result)
     assert all(f"\n{n} " in text for n in names)
+
+
+def test_corrector_params_follow_their_corrector():
+    """An arm that switches corrector does not inherit the base corrector's settings (they are
+    unknown to the other corrector); params_for tunes a corrector in every arm that uses it."""
+    from correctors.registry import build_corrector
+
+    raw = {"corrector": {"name": "physics", "params": {"assist_cap_g": 0.3}},
+           "arms": [{"name": "plain", "corrector.name": "none"}, {"name": "phys"},
+                    {"name": "own", "corrector.name": "ideal", "corrector.params": {"gamma": 0.5}}]}
+    arms = {a.name: a.config.corrector for a in expand_arms(config_from_dict(raw))}
+    assert arms["plain"].params == {} and arms["phys"].params == {"assist_cap_g": 0.3}
+    assert arms["own"].params == {"gamma": 0.5}
+    build_corrector("none", {**arms["plain"].params, "policy": "reject"}).close()  # no "unknown setting"
+
+    raw = {"corrector": {"name": "none"},
+           "arms": [{"name": "plain"}, {"name": "phys", "corrector.name": "physics"},
+                    {"name": "mine", "corrector.name": "physics", "corrector.params.assist_cap_g": 0.1}]}
+    cfg = config_from_dict(raw, ["corrector.params_for.physics.assist_cap_g=0.2",
+                                 "corrector.params_for.physics.gain_scale=0.9"])
+    arms = {a.name: a.config.corrector for a in expand_arms(cfg)}
+    assert arms["plain"].params == {}
+    assert arms["phys"].params == {"assist_cap_g": 0.2, "gain_scale": 0.9}
+    assert arms["mine"].params == {"assist_cap_g": 0.1, "gain_scale": 0.9}  # the arm's own setting wins
+    with pytest.raises(ConfigError, match=r"corrector\.params_for\.physics': expected a mapping"):
+        config_from_dict(raw, ["corrector.params_for.physics=3"])

@@ -255,3 +255,29 @@ def test_cli_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown corrector 'nope'" in err and "physics" in err
     assert cli_main(["correct", str(src), str(tmp_path / "o"), "--set", "novalue"]) == 2
+
+
+class MarkPlugin(Corrector):
+    """A motion plugin with diagnostics of its own (``test_correctors:MarkPlugin``)."""
+
+    name = "mark"
+    domain = "motion"
+
+    def correct(self, batch, seed, *, offset=0):
+        out = [SampleOutcome("ok", corrected=m, diagnostics={"locked_feet": 2.0, "slide_mm": 0.25}) for m in batch]
+        return apply_policy(batch, out, self.policy, self.domain)
+
+
+def test_cli_correct_shows_plugin_diagnostics(tmp_path, walk, capsys):
+    src = tmp_path / "in"
+    write_clip(walk.slice(0, 10), src / "walk.txt")
+    assert cli_main(["correct", str(src), str(tmp_path / "o"), "--corrector", "test_correctors:MarkPlugin"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert {"locked_feet", "slide_mm"} <= set(header.split())
+    assert row.split()[2:4] == ["2", "0.25"]
+    assert cli_main(["correct", str(src), str(tmp_path / "o2"), "--corrector", "test_correctors:MarkPlugin",
+                     "--columns", "slide_mm"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["clip", "status", "slide_mm"]
+    assert cli_main(["correct", str(src), str(tmp_path / "o3"), "--corrector", "test_correctors:MarkPlugin",
+                     "--columns", "nope"]) == 2
+    assert "--columns: no clip reported nope; reported: locked_feet, slide_mm" in capsys.readouterr().err

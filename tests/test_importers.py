@@ -222,6 +222,20 @@ class TestAmass:
         with pytest.raises(UserError, match=r"bad\.npz: not an AMASS motion file: missing poses, trans"):
             import_amass(p, body_models)
 
+    def test_body_model_with_a_pickled_array_is_refused(self, tmp_path, body_models):
+        """smplx opens .npz models with allow_pickle=True: a crafted file with an object array
+        never reaches it."""
+        d = dict(np.load(body_models / "smplh" / "SMPLH_MALE.npz"))
+        d["evil"] = np.array([{"payload": 1}], dtype=object)
+        (tmp_path / "bm" / "smplh").mkdir(parents=True)
+        np.savez(tmp_path / "bm" / "smplh" / "SMPLH_MALE.npz", **d)
+        p = tmp_path / "walk.npz"
+        np.savez(p, poses=np.zeros((2, 156)), trans=np.zeros((2, 3)), mocap_framerate=30.0, gender="male")
+        from motion.importers.amass import import_amass
+
+        with pytest.raises(UserError, match=r"SMPLH_MALE\.npz: body model holds a pickled \(object\) array, refused"):
+            import_amass(p, tmp_path / "bm", ground=False)
+
     def test_smpl_pkl_model(self, tmp_path, body_models):
         """SMPL (24 joints, pickle) goes through smplx.SMPL."""
         d = dict(np.load(body_models / "smplh" / "SMPLH_MALE.npz"))
@@ -242,7 +256,9 @@ class TestAmass:
         np.savez(p, poses=poses, trans=np.tile([0.0, -0.95, 0.95], (2, 1)), mocap_framerate=30.0, gender="neutral")
         from motion.importers.amass import import_amass
 
-        m = import_amass(p, tmp_path / "bm", ground=False)
+        with pytest.raises(UserError, match=r"SMPL_NEUTRAL\.pkl: a \.pkl body model is a Python pickle"):
+            import_amass(p, tmp_path / "bm", ground=False)  # pickles load only when trusted explicitly
+        m = import_amass(p, tmp_path / "bm", ground=False, trust_pickle=True)
         assert np.allclose(angle(m, "left_knee"), -60 * DEG, atol=1e-6)
         assert np.allclose(angle(m, "right_knee"), 0.0, atol=1e-6)
 

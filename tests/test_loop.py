@@ -131,3 +131,46 @@ def test_rerun_with_different_config_is_refused(tmp_path):
 
     with pytest.raises(RunDirError, match="different configuration"):
         Driver(load_config(REPO / "configs" / "toy_gaussian.yaml", over + ["seed=5"])).prepare()
+
+
+def test_resume_accepts_the_overrides_it_allows(tmp_path):
+    """``sccl resume RUN_DIR mlflow.tracking_uri=...`` (a key resume allows) is not refused as a
+    different configuration; the new store receives every generation. Keys that change what
+    the run computes are refused, naming the allowed ones."""
+    over = ["ray.enabled=false", f"output_dir={tmp_path}/r", f"mlflow.tracking_uri=sqlite:///{tmp_path}/a.db",
+            "generations=2", "grid={}", "eval.plots=false"]
+    run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", over))
+    moved = resume_run_dir(tmp_path / "r", [f"mlflow.tracking_uri=sqlite:///{tmp_path}/b.db", "ray.num_cpus=1",
+                                            "eval.gif=false"])
+    assert not moved.failed and moved.undelivered == 0
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/b.db")
+    exp = client.get_experiment_by_name("toy_gaussian")
+    arm = next(r for r in client.search_runs([exp.experiment_id]) if "sccl.arm" in r.data.tags)
+    assert _history(client, arm.info.run_id, "loop/generation") == [0, 1, 2]
+    from loop.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"only ray\.\*, mlflow\.\*, eval\.gif, eval\.plots may change"):
+        resume_run_dir(tmp_path / "r", ["generations=3"])
+    with pytest.raises(ConfigError, match="may change on resume"):
+        resume_run_dir(tmp_path / "r", ["mlflow_x=1"])
+
+
+def test_resume_lifts_arms_of_an_older_nested_layout(tmp_path):
+    """Sweeps started when arm runs were nested under the sweep run are made top-level on resume
+    (the same runs: no run and no step is added)."""
+    db = f"sqlite:///{tmp_path}/m.db"
+    over = ["ray.enabled=false", f"output_dir={tmp_path}/r", f"mlflow.tracking_uri={db}", "generations=1",
+            "grid={}", "eval.plots=false"]
+    run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", over))
+    sweep = json.loads((tmp_path / "r" / "sweep.json").read_text())
+    client = mlflow.MlflowClient(db)
+    arm_id = sweep["runs"]["arm"]
+    client.set_tag(arm_id, "mlflow.parentRunId", sweep["parent_run_id"])  # the old layout
+    client.delete_tag(arm_id, "sccl.sweep_run_id")
+    del sweep["layout"]
+    (tmp_path / "r" / "sweep.json").write_text(json.dumps(sweep))
+    assert not resume_run_dir(tmp_path / "r").failed
+    tags = client.get_run(arm_id).data.tags
+    assert "mlflow.parentRunId" not in tags and tags["sccl.sweep_run_id"] == sweep["parent_run_id"]
+    assert len(client.search_runs([sweep["experiment_id"]])) == 2
+    assert _history(client, arm_id, "loop/generation") == [0, 1]

@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("dst", metavar="DST", help="output directory (created)")
     imp.add_argument("--body-models", metavar="DIR", default=None,
                      help="amass: your SMPL/SMPL-H/SMPL-X body models (e.g. DIR/smplh/SMPLH_MALE.npz)")
+    imp.add_argument("--trust-pickle", action="store_true",
+                     help="amass: allow .pkl body models (Python pickles can run code when loaded; .npz models are "
+                          "checked for pickled content and need no flag)")
     imp.add_argument("--joint-map", metavar="FILE.json", default=None, help="bvh: joint map for non-CMU skeletons")
     imp.add_argument("--up", choices=["y", "z"], default="y", help="bvh: up axis of the file (default y)")
     imp.add_argument("--units", choices=["auto", "m", "cm", "mm", "inch"], default="auto",
@@ -44,6 +47,7 @@ def run_import(args: argparse.Namespace) -> int:
     written = import_directory(
         args.src, args.dst, args.format, label=args.label, body_models=args.body_models, joint_map=args.joint_map,
         up=args.up, units=args.units, ground=not args.no_ground,
+        **({"trust_pickle": True} if args.trust_pickle else {}),
     )
     print(f"wrote {len(written)} clip(s) to {args.dst} (inspect: sccl data info --path {args.dst})")
     return 0

@@ -22,12 +22,13 @@ FORMATS: dict[str, tuple[str, ...]] = {"amass": (".npz",), "bvh": (".bvh",), "hu
 
 
 def import_file(path: str | os.PathLike, fmt: str, *, label: str | None = None, body_models: str | None = None,
-                joint_map: str | None = None, up: str = "y", units: str = "auto", ground: bool = True) -> Motion:
+                joint_map: str | None = None, up: str = "y", units: str = "auto", ground: bool = True,
+                trust_pickle: bool = False) -> Motion:
     """One source file -> one humanoid clip."""
     if fmt == "amass":
         from motion.importers.amass import import_amass
 
-        return import_amass(path, body_models, label=label, ground=ground)
+        return import_amass(path, body_models, label=label, ground=ground, trust_pickle=trust_pickle)
     if fmt == "bvh":
         from motion.importers.bvh import import_bvh
 

@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,26 @@ def find_body_model(body_models: str | os.PathLike | None, model_type: str, gend
 _MODEL_CACHE: dict[tuple[str, str, int], object] = {}
 
 
-def load_body_model(path: Path, model_type: str, gender: str, num_betas: int):
-    """Build the smplx model (cached per file): float64, no PCA hands."""
+def check_plain_arrays(path: Path) -> None:
+    """Refuse a body-model .npz holding anything but plain numeric/text arrays.
+
+    smplx opens .npz models with ``allow_pickle=True``, so an object array in a crafted file
+    would run code as smplx reads it. Reading every member here with ``allow_pickle=False``
+    first means smplx only ever sees files in which pickling cannot occur."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                data[key]  # raises ValueError for an object (pickled) array
+    except ValueError as exc:
+        raise UserError(f"{path}: body model holds a pickled (object) array, refused: it could run code when "
+                        f"loaded ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a readable .npz body model ({type(exc).__name__}: {exc})") from None
+
+
+def load_body_model(path: Path, model_type: str, gender: str, num_betas: int, trust_pickle: bool = False):
+    """Build the smplx model (cached per file): float64, no PCA hands. .npz files are checked
+    for pickled content first; .pkl files (pickles by nature) load only with `trust_pickle`."""
     smplx = _require_smplx()
     import torch
 
@@ -127,6 +146,11 @@ def load_body_model(path: Path, model_type: str, gender: str, num_betas: int):
         return _MODEL_CACHE[key]
     kwargs = dict(gender=gender, num_betas=max(num_betas, 1), dtype=torch.float64, batch_size=1)
     ext = path.suffix.lstrip(".")
+    if ext == "npz":
+        check_plain_arrays(path)
+    elif not trust_pickle:
+        raise UserError(f"{path}: a .pkl body model is a Python pickle, which can run code when loaded; use the "
+                        ".npz models (the AMASS download), or pass --trust-pickle if you trust this file")
     captured = io.StringIO()  # smplx prints notices (e.g. "only 10 shape coefficients"): log them instead
     try:
         with contextlib.redirect_stdout(captured):
@@ -220,13 +244,14 @@ def read_amass(path: str | os.PathLike) -> dict:
     return dict(poses=poses, trans=trans, fps=fps, model_type=model_type, gender=gender, betas=betas)
 
 
-def amass_source(path: str | os.PathLike, body_models: str | os.PathLike | None, model_type: str | None = None) -> SourceMotion:
+def amass_source(path: str | os.PathLike, body_models: str | os.PathLike | None, model_type: str | None = None,
+                 trust_pickle: bool = False) -> SourceMotion:
     """The 22 SMPL body joints of an AMASS file as a y-up :class:`SourceMotion` (metres)."""
     _require_smplx()
     data = read_amass(path)
     mtype = model_type or data["model_type"]
     model_file = find_body_model(body_models, mtype, data["gender"])
-    model = load_body_model(model_file, mtype, data["gender"], int(data["betas"].shape[0]))
+    model = load_body_model(model_file, mtype, data["gender"], int(data["betas"].shape[0]), trust_pickle)
     rots, pos, rest = smpl_body_kinematics(model, data["poses"], data["betas"])
     # smplx rotates about the pelvis joint and then adds trans: pelvis at rest[0] + trans.
     pos = pos + data["trans"][:, None, :]
@@ -245,7 +270,8 @@ def import_amass(
     label: str | None = None,
     model_type: str | None = None,
     ground: bool = True,
+    trust_pickle: bool = False,
 ) -> Motion:
-    """Read an AMASS .npz and retarget it to the humanoid."""
-    src = amass_source(path, body_models, model_type)
+    """Read an AMASS .npz and retarget it to the humanoid (`trust_pickle`: see :func:`load_body_model`)."""
+    src = amass_source(path, body_models, model_type, trust_pickle)
     return retarget(src, SMPL_JOINT_MAP, label=label, name=Path(path).name, ground=ground)
