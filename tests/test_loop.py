@@ -46,6 +46,7 @@ def test_toy_loop_regimes_records_and_audit_trail(tmp_path):
     assert results["augment"][-1]["toy/w2"] != results["replace"][-1]["toy/w2"]
 
 
+@pytest.mark.slow
 def test_smoke_sweep_with_ray_and_mlflow_server(smoke_sweep, tmp_path, monkeypatch):
     result = smoke_sweep.result
     assert not result.failed and result.undelivered == 0
@@ -86,6 +87,7 @@ def _run_cli(args: list[str], env: dict, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     """SIGKILL the driver after generation 1 is complete, resume, compare with a run that was
     never interrupted: same final metrics, no duplicate MLflow steps."""

@@ -646,3 +646,19 @@ def test_second_driver_on_a_run_dir_is_refused_and_stale_temp_files_go(tmp_path,
     assert cli_main(args) == 0
     assert not stale.exists()
     _assert_run_dir_readable(run_dir)
+
+
+def test_tests_the_reliability_doc_calls_slow_are_marked_slow():
+    """docs/RELIABILITY.md labels tests "(slow)"; `-m 'not slow'` must really skip exactly those."""
+    import ast
+    import re
+
+    doc = (REPO / "docs" / "RELIABILITY.md").read_text()
+    for module, name, label in re.findall(r"`(test_\w+)::(\w+)`( \(slow\))?", doc):
+        tree = ast.parse((REPO / "tests" / f"{module}.py").read_text())
+        module_slow = any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
+                          and "slow" in ast.unparse(n.value) for n in tree.body)
+        func = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+        assert func is not None, f"docs/RELIABILITY.md names {module}::{name}, which does not exist"
+        marked = module_slow or any("mark.slow" in ast.unparse(d) for d in func.decorator_list)
+        assert marked == bool(label), f"{module}::{name}: doc says slow={bool(label)}, marker says {marked}"
