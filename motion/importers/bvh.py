@@ -422,12 +422,13 @@ def bvh_fit(
     up: str = "y",
     units: str = "auto",
     ground: bool = True,
+    bvh: Bvh | None = None,
 ) -> "FitResult":
     """Read a BVH file and fit the humanoid to its joint positions (with what the quality
     report needs); see :mod:`motion.importers.posefit`."""
     from motion.importers.posefit import fit_positions
 
-    bvh = read_bvh(path)
+    bvh = bvh if bvh is not None else read_bvh(path)
     pmap = resolve_point_map(bvh.names, joint_map, str(path))
     src = bvh_source(bvh, up=up, units=units, end_sites=True)
     return fit_positions(src, pmap, label=label, name=Path(path).name, ground=ground)
@@ -460,7 +461,7 @@ def import_bvh(
             motion = motion.replace(root_pos=motion.root_pos - np.array([0.0, ground_offset(motion), 0.0]))
         return motion
     if method == "positions":
-        return bvh_fit(path, joint_map=joint_map, label=label, up=up, units=units, ground=ground).motion
+        return bvh_fit(path, joint_map=joint_map, label=label, up=up, units=units, ground=ground, bvh=bvh).motion
     if joint_map is None:
         jmap = default_joint_map(bvh.names, str(path))
     elif isinstance(joint_map, JointMap):
