@@ -4,6 +4,7 @@ the way HumanML3D's motion_process.py does, BVH export round trips and the CLI."
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import sys
@@ -307,13 +308,14 @@ BVH_ARMS_DOWN = {"LeftArm": rot("z", -90), "RightArm": rot("z", 90)}
 
 
 class TestBvh:
-    @pytest.mark.parametrize("order", ["ZYX", "XYZ", "ZXY", "YZX"])
-    def test_rest_knee_yaw_elbow_known_answers(self, tmp_path, order):
+    @pytest.mark.parametrize("order,method", [("ZYX", "positions"), ("XYZ", "positions"), ("ZXY", "rotations"),
+                                              ("YZX", "rotations"), ("ZYX", "rotations")])
+    def test_rest_knee_yaw_elbow_known_answers(self, tmp_path, order, method):
         flex = dict(BVH_ARMS_DOWN, LeftLeg=rot("x", 60), RightLeg=rot("x", 60))
         elbow = dict(BVH_ARMS_DOWN, LeftForeArm=rot("y", -90), RightForeArm=rot("y", 90))
         yaw = dict(BVH_ARMS_DOWN, Hips=rot("y", 90))
         p = write_cmu_bvh(tmp_path / "walk.bvh", [BVH_ARMS_DOWN, flex, elbow, yaw, {}], order=order)
-        m = import_bvh(p, ground=False)
+        m = import_bvh(p, ground=False, method=method)
         assert m.fps == pytest.approx(120.0) and m.num_frames == 5
         assert_rest(m, 0)
         assert np.allclose(m.root_pos[0], [0, 0.80 * humanoid_leg_length() / 0.80, 0], atol=1e-6)
@@ -368,26 +370,30 @@ class TestBvh:
         assert again.fps == pytest.approx(60.0)
 
     def test_joint_map_for_other_skeletons(self, tmp_path):
-        rename = {"Hips": "pelvis", "LeftUpLeg": "lthigh", "LeftLeg": "lshin", "LeftFoot": "lfoot",
-                  "RightUpLeg": "rthigh", "RightLeg": "rshin", "RightFoot": "rfoot", "Spine1": "chest",
-                  "Head": "skull", "LeftArm": "luparm", "LeftForeArm": "lloarm", "LeftHand": "lhand",
-                  "RightArm": "ruparm", "RightForeArm": "rloarm", "RightHand": "rhand"}
+        rename = {"Hips": "pelvis", "LeftUpLeg": "j_lthigh", "LeftLeg": "j_lshin", "LeftFoot": "j_lfoot",
+                  "RightUpLeg": "j_rthigh", "RightLeg": "j_rshin", "RightFoot": "j_rfoot", "Spine1": "chest",
+                  "Head": "skull", "LeftArm": "j_luparm", "LeftForeArm": "j_lloarm", "LeftHand": "j_lhand",
+                  "RightArm": "j_ruparm", "RightForeArm": "j_rloarm", "RightHand": "j_rhand"}
         skel = [(rename.get(n, n), rename.get(p, p) if p else None, o) for n, p, o in CMU_SKELETON]
         frames = [{rename.get(k, k): v for k, v in dict(BVH_ARMS_DOWN, LeftLeg=rot("x", 60)).items()}]
         p = write_cmu_bvh(tmp_path / "other.bvh", frames, skeleton=skel)
-        with pytest.raises(UserError, match=r"other\.bvh: cannot find a joint for the humanoid right_hip.*--joint-map"):
+        with pytest.raises(UserError, match=r"other\.bvh: cannot map this skeleton onto the humanoid: missing "
+                                             r"right_hip \(.*\), right_knee \(.*left_ankle \(.*--joint-map"):
             import_bvh(p)
+        with pytest.raises(UserError, match=r"other\.bvh: cannot find a joint for the humanoid right_hip.*--joint-map"):
+            import_bvh(p, method="rotations")
         jm = {"root": "pelvis", "chest": "chest", "neck": "skull"}
         for side, s in (("left", "l"), ("right", "r")):
-            jm[f"{side}_hip"] = {"joint": f"{s}thigh", "end": f"{s}shin", "mode": "bone"}
-            jm[f"{side}_knee"] = {"joint": f"{s}shin", "end": f"{s}foot", "mode": "bone"}
-            jm[f"{side}_ankle"] = f"{s}foot"
-            jm[f"{side}_shoulder"] = {"joint": f"{s}uparm", "end": f"{s}loarm", "mode": "bone"}
-            jm[f"{side}_elbow"] = {"joint": f"{s}loarm", "end": f"{s}hand", "mode": "bone"}
+            jm[f"{side}_hip"] = {"joint": f"j_{s}thigh", "end": f"j_{s}shin", "mode": "bone"}
+            jm[f"{side}_knee"] = {"joint": f"j_{s}shin", "end": f"j_{s}foot", "mode": "bone"}
+            jm[f"{side}_ankle"] = f"j_{s}foot"
+            jm[f"{side}_shoulder"] = {"joint": f"j_{s}uparm", "end": f"j_{s}loarm", "mode": "bone"}
+            jm[f"{side}_elbow"] = {"joint": f"j_{s}loarm", "end": f"j_{s}hand", "mode": "bone"}
         (tmp_path / "map.json").write_text(json.dumps(jm))
-        m = import_bvh(p, joint_map=tmp_path / "map.json", ground=False)
-        assert np.allclose(angle(m, "left_knee"), -60 * DEG, atol=1e-6)
-        assert_rest(m.replace(joint_angles=np.zeros((1, 4)), joint_rots=np.tile([0, 0, 0, 1.0], (1, 8, 1))))
+        for method in ("positions", "rotations"):
+            m = import_bvh(p, joint_map=tmp_path / "map.json", ground=False, method=method)
+            assert np.allclose(angle(m, "left_knee"), -60 * DEG, atol=1e-6)
+            assert_rest(m.replace(joint_angles=np.zeros((1, 4)), joint_rots=np.tile([0, 0, 0, 1.0], (1, 8, 1))))
 
     def test_units_and_up_axis(self, tmp_path):
         # the same clip in metres and z-up gives the same humanoid motion
@@ -539,7 +545,9 @@ class TestCli:
         write_cmu_bvh(src / "sub" / "run_02.bvh", [BVH_ARMS_DOWN] * 60, fps=30)
         assert main(["import", "--format", "bvh", str(src), str(tmp_path / "ds")]) == 0
         files = sorted(p.name for p in (tmp_path / "ds").iterdir())
-        assert files == ["sub-run_02.txt", "walk_01.txt"]
+        assert files == ["import_report.csv", "sub-run_02.txt", "walk_01.txt"]
+        report = list(csv.DictReader(open(tmp_path / "ds" / "import_report.csv")))
+        assert [r["status"] for r in report] == ["ok", "ok"] and float(report[0]["bone_err_mean_deg"]) < 1.0
         raws = read_directory(tmp_path / "ds")
         assert [r.motion.label for r in raws] == ["sub-run_02", "walk_01"]
         assert read_clip(tmp_path / "ds" / "walk_01.txt").motion.fps == pytest.approx(30.0)
@@ -550,7 +558,8 @@ class TestCli:
         assert main(["export", "--format", "bvh", str(tmp_path / "ds"), str(tmp_path / "bvh")]) == 0
         assert sorted(p.name for p in (tmp_path / "bvh").iterdir()) == ["sub-run_02.bvh", "walk_01.bvh"]
         assert main(["import", "--format", "bvh", "--label", "walk", str(tmp_path / "bvh"), str(tmp_path / "ds2")]) == 0
-        assert sorted(p.name for p in (tmp_path / "ds2").iterdir()) == ["walk__sub-run_02.txt", "walk__walk_01.txt"]
+        assert sorted(p.name for p in (tmp_path / "ds2").iterdir()) == [
+            "import_report.csv", "walk__sub-run_02.txt", "walk__walk_01.txt"]
         again = read_clip(tmp_path / "ds2" / "walk__walk_01.txt").motion
         first = read_clip(tmp_path / "ds" / "walk_01.txt").motion
         assert np.abs(first.body_positions() - again.body_positions()).max() < 1e-3  # 6-decimal files

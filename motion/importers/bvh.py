@@ -449,17 +449,13 @@ def import_bvh(
     ``method="positions"`` (default) fits the humanoid to the source's world joint positions,
     whatever its rest pose and local axes; ``"rotations"`` is the older path that re-expresses
     world rotations relative to the source's rest pose (exact only for T-pose rests such as
-    CMU's). A humanoid BVH written by ``sccl export`` is read back exactly either way."""
+    CMU's). A humanoid BVH written by ``sccl export`` is read back exactly either way (and
+    not shifted: ``ground`` does not apply to it)."""
     if method not in RETARGET_METHODS:
         raise MotionError(f"retarget method must be one of {', '.join(RETARGET_METHODS)}, got {method!r}")
     bvh = read_bvh(path)
-    if is_sccl_export(bvh):
-        motion = bvh_to_motion_exact(path, label=label)
-        if ground:
-            from motion.importers.retarget import ground_offset
-
-            motion = motion.replace(root_pos=motion.root_pos - np.array([0.0, ground_offset(motion), 0.0]))
-        return motion
+    if is_sccl_export(bvh):  # already the humanoid, already grounded when it was imported: as written
+        return bvh_to_motion_exact(path, label=label)
     if method == "positions":
         return bvh_fit(path, joint_map=joint_map, label=label, up=up, units=units, ground=ground, bvh=bvh).motion
     if joint_map is None:

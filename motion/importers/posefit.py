@@ -9,6 +9,9 @@ joint's local x axis, so their "rest" is a folded skeleton with the spine and le
 horizontal. World joint *positions*, on the other hand, mean the same thing in every file.
 This module therefore only reads positions, the way position-based retargeters do:
 
+* **Facing.** The scene is turned about the vertical so that the pelvis faces +x on the
+  first frame (the humanoid faces +x; the rotation path likewise turns the source's rest
+  facing onto +x).
 * **Root.** Primary axis: the source's right hip -> left hip line goes onto the humanoid's
   (hip to hip, -z); secondary: hips midpoint -> chest onto the humanoid's root -> chest.
 * **Every other body** gets the rotation that turns its rest bone (from the URDF offsets:
@@ -24,7 +27,9 @@ This module therefore only reads positions, the way position-based retargeters d
 * **Foot slope.** A source ankle sits higher than its toe joint when the foot is flat, the
   humanoid's rest foot is flat: the source's ankle -> toe slope is measured on frames where
   the foot is planted (both joints slow and low) and used as the humanoid's rest foot
-  direction, so a planted source foot gives a flat humanoid foot.
+  direction, so a planted source foot gives a flat humanoid foot. A clip that never plants
+  a whole foot (a sprint on the forefoot) takes the slope from each joint's lowest height
+  over the clip instead.
 * **Scale and root.** Lengths are rescaled by humanoid leg length / source leg length
   (measured from the positions), and the humanoid is placed so that its hip-joint midpoint
   is on the (scaled) source's.
@@ -48,7 +53,7 @@ import numpy as np
 from motion import quaternion as quat
 from motion.clip import Motion, MotionError
 from motion.importers.retarget import (
-    REVOLUTE_LIMITS, JointMap, SourceMotion, continuous_quaternions, humanoid_leg_length, shortest_rotation,
+    REVOLUTE_LIMITS, JointMap, SourceMotion, axis_rotation, continuous_quaternions, humanoid_leg_length, shortest_rotation,
 )
 from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
@@ -305,7 +310,13 @@ def fit_positions(
     if not src_leg > 1e-9:
         raise MotionError(f"{where}: the source's legs have zero length")
     scale = humanoid_leg_length() / src_leg
-    p = {k: v * scale for k, v in raw.items()}
+    # facing: turn the scene about the vertical so that the pelvis faces +x on the first frame
+    # (as the rotation path turns the source's rest facing onto +x)
+    fwd0 = np.cross(raw["left_hip"][0] - raw["right_hip"][0], [0.0, 1.0, 0.0])
+    if np.hypot(fwd0[0], fwd0[2]) < 1e-9:
+        raise MotionError(f"{where}: the source's hips are not side by side on the first frame (cannot tell its facing)")
+    turn = axis_rotation("y", np.arctan2(fwd0[2], fwd0[0]))
+    p = {k: (v @ turn.T) * scale for k, v in raw.items()}
     fps = float(src.fps)
 
     def has(*names: str) -> bool:
@@ -329,7 +340,12 @@ def fit_positions(
             if planted.sum() >= 3:
                 d = _unit(fp[planted, 1] - fp[planted, 0])
                 slopes.append(np.degrees(np.arcsin(np.clip(-d[:, 1], -1, 1))))
-    slope = float(np.median(np.concatenate(slopes))) if slopes else 0.0
+    if slopes:
+        slope = float(np.median(np.concatenate(slopes)))
+    else:  # never both planted (a sprint on the forefoot): each joint's own low height when planted
+        drops = [(g[0] - g[1]) / np.median(np.linalg.norm(fp[:, 1] - fp[:, 0], axis=-1))
+                 for fp, g, s in zip(foot_pts, grounds, SIDES) if has(f"{s}_toe")]
+        slope = float(np.degrees(np.arcsin(np.clip(np.mean(drops), -1.0, 1.0)))) if drops else 0.0
     beta = np.radians(slope)
 
     ey, ex, ez = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
