@@ -533,6 +533,274 @@ class TestHumanML3D:
             import_humanml3d(p)
 
 
+# ==================================================================== position-based retargeting
+# A Unity-style skeleton (the Bandai Namco layout): every bone along its joint's local x axis,
+# joint frames turned about their bones by arbitrary angles, 6 channels on every joint whose
+# position channels hold the OFFSET (so the rest pose, all rotations zero, is a folded
+# skeleton), a 'joint_Root' above the Hips. Its poses come from a known humanoid motion, so
+# the right answer is that motion's bone directions and hinge angles.
+UNITY_JOINTS = [  # name, parent, humanoid body it moves with, point: body origin or a point in that body
+    ("Hips", None, "root", None), ("Spine", "Hips", "root", (0.0, 0.12, 0.0)), ("Chest", "Spine", "chest", None),
+    ("Neck", "Chest", "neck", None), ("Head", "Neck", "neck", (0.0, 0.2, 0.0)),
+    ("Shoulder_L", "Chest", "chest", (-0.02, 0.22, -0.08)), ("UpperArm_L", "Shoulder_L", "left_shoulder", None),
+    ("LowerArm_L", "UpperArm_L", "left_elbow", None), ("Hand_L", "LowerArm_L", "left_wrist", None),
+    ("Shoulder_R", "Chest", "chest", (-0.02, 0.22, 0.08)), ("UpperArm_R", "Shoulder_R", "right_shoulder", None),
+    ("LowerArm_R", "UpperArm_R", "right_elbow", None), ("Hand_R", "LowerArm_R", "right_wrist", None),
+    ("UpperLeg_L", "Hips", "left_hip", None), ("LowerLeg_L", "UpperLeg_L", "left_knee", None),
+    ("Foot_L", "LowerLeg_L", "left_ankle", None), ("Toes_L", "Foot_L", "left_ankle", (0.13, -0.035, 0.0)),
+    ("UpperLeg_R", "Hips", "right_hip", None), ("LowerLeg_R", "UpperLeg_R", "right_knee", None),
+    ("Foot_R", "LowerLeg_R", "right_ankle", None), ("Toes_R", "Foot_R", "right_ankle", (0.13, -0.035, 0.0)),
+]
+MIXAMO_NAMES = {"Hips": "Hips", "Spine": "Spine", "Chest": "Spine2", "Neck": "Neck", "Head": "Head",
+                **{f"{a}_{s[0]}": f"{s}{b}" for s in ("Left", "Right") for a, b in (
+                    ("Shoulder", "Shoulder"), ("UpperArm", "Arm"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
+                    ("UpperLeg", "UpLeg"), ("LowerLeg", "Leg"), ("Foot", "Foot"), ("Toes", "ToeBase"))}}
+SMPL_NAMES = {"Hips": "Pelvis", "Spine": "Spine1", "Chest": "Spine3", "Neck": "Neck", "Head": "Head",
+              **{f"{a}_{s}": f"{s}_{b}" for s in ("L", "R") for a, b in (
+                  ("Shoulder", "Collar"), ("UpperArm", "Shoulder"), ("LowerArm", "Elbow"), ("Hand", "Wrist"),
+                  ("UpperLeg", "Hip"), ("LowerLeg", "Knee"), ("Foot", "Ankle"), ("Toes", "Foot"))}}
+NAMINGS = {"unity": lambda n: n, "mixamo": lambda n: "mixamorig:" + MIXAMO_NAMES[n], "smpl": lambda n: SMPL_NAMES[n]}
+
+
+def humanoid_source_motion(t: int = 16, seed: int = 0, knee_sign: float = -1.0) -> "Motion":
+    """A smooth, varied humanoid motion (first frame facing +x, pitched forward)."""
+    from motion.clip import Motion
+
+    rng = np.random.default_rng(seed)
+    ph = np.linspace(0, 2 * np.pi, t)
+    root = np.stack([Rotation.from_euler("yz", [40 * np.sin(p / 2), 8 + 5 * np.sin(p)], degrees=True).as_quat()
+                     for p in ph])
+    axes = rng.normal(size=(8, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    amp = rng.uniform(10, 35, size=8)
+    rv = axes[None] * np.radians(amp[None, :, None] * np.sin(ph[:, None, None] + rng.uniform(0, 6, size=(1, 8, 1))))
+    joint_rots = Rotation.from_rotvec(rv.reshape(-1, 3)).as_quat().reshape(t, 8, 4)
+    knees = np.radians(knee_sign * (50 + 35 * np.sin(ph[:, None] + [0.0, 2.0])))
+    elbows = np.radians(60 + 45 * np.sin(ph[:, None] + [1.0, 3.0]))
+    angles = np.stack([knees[:, 0], elbows[:, 0], knees[:, 1], elbows[:, 1]], axis=1)
+    pos = np.stack([0.02 * np.arange(t), 0.9 + 0.02 * np.sin(ph), 0.01 * np.arange(t)], axis=1)
+    return Motion(30.0, pos, root, joint_rots, angles, label=None, name="src")
+
+
+def write_unity_bvh(path: Path, motion, naming: str = "unity", cm_scale: float = 110.0) -> Path:
+    """The Unity-style skeleton of UNITY_JOINTS posed as ``motion`` (see above), in cm."""
+    kin = forward_kinematics(motion)
+    W, P = kin.rotations, kin.positions
+    t = motion.num_frames
+    name = NAMINGS[naming]
+    pos: dict[str, np.ndarray] = {}
+    for j, parent, body, point in UNITY_JOINTS:
+        b = B[body]
+        pos[j] = P[:, b] if point is None else P[:, b] + W[:, b] @ np.array(point)
+    children = {j: [c for c, p, _, _ in UNITY_JOINTS if p == j] for j, *_ in UNITY_JOINTS}
+    glob: dict[str, np.ndarray] = {}
+    for k, (j, parent, body, point) in enumerate(UNITY_JOINTS):
+        b = B[body]
+        if children[j]:  # local x along the bone to the first child, then an arbitrary twist about it
+            d = W[0, b].T @ (pos[children[j][0]][0] - pos[j][0])
+            c = Rotation.align_vectors([d], [[1.0, 0, 0]])[0].as_matrix() @ rot("x", 37.0 * (k + 1))
+        else:
+            c = rot("z", 25.0 + k) @ rot("y", 40.0)
+        glob[j] = W[:, b] @ c
+    lines = ["HIERARCHY", "ROOT joint_Root", "{", "  OFFSET 0 0 0",
+             "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
+    cols: list[np.ndarray] = [np.zeros((t, 6))]
+    order: list[str] = []
+
+    def emit(j: str, parent: str | None, depth: int) -> None:
+        pad = "  " * depth
+        if parent is None:
+            off = np.array([0.0, 93.9, -3.0])  # overridden by the position channels
+            trans = pos[j] * cm_scale
+            local = glob[j]
+        else:
+            off = glob[parent][0].T @ (pos[j][0] - pos[parent][0]) * cm_scale
+            trans = np.tile(off, (t, 1))
+            local = np.swapaxes(glob[parent], -1, -2) @ glob[j]
+        lines.extend([pad + f"JOINT {name(j)}", pad + "{", pad + "  OFFSET " + " ".join(f"{v:.6f}" for v in off),
+                      pad + "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            cols.append(np.concatenate([trans, Rotation.from_matrix(local).as_euler("ZXY", degrees=True)], axis=1))
+        for c in children[j]:
+            emit(c, j, depth + 1)
+        if not children[j]:
+            lines.extend([pad + "  End Site", pad + "  {", pad + "    OFFSET 0 0 0", pad + "  }"])
+        lines.append(pad + "}")
+
+    emit("Hips", None, 1)
+    lines += ["}", "MOTION", f"Frames: {t}", f"Frame Time: {1 / motion.fps:.7f}"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in np.concatenate(cols, axis=1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BONE_PAIRS = [("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left_hip", "left_knee"),
+              ("left_knee", "left_ankle"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+              ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("chest", "neck")]
+
+
+def bone_dirs(motion) -> np.ndarray:
+    p = forward_kinematics(motion).positions
+    d = np.stack([p[:, B[b]] - p[:, B[a]] for a, b in BONE_PAIRS], axis=1)
+    return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+
+class TestPositionFit:
+    @pytest.mark.parametrize("naming", ["unity", "mixamo", "smpl"])
+    def test_folded_rest_pose_known_answers(self, tmp_path, naming):
+        from motion.importers.bvh import bvh_fit, read_bvh
+        from motion.importers.quality import fit_report
+
+        src = humanoid_source_motion()
+        p = write_unity_bvh(tmp_path / "take.bvh", src, naming)
+        rest = np.array([0.0, 0.0, 0.0])  # the file's rest pose is folded: the spine is horizontal
+        bvh = read_bvh(p)
+        spine = [j.offset for j in bvh.joints if j.name.endswith(("Spine", "Spine1"))][0]
+        assert abs(spine[1]) < 1e-6 * np.linalg.norm(spine) + 1e-9 and not np.allclose(spine, rest)
+        fit = bvh_fit(p, ground=False)
+        m = fit.motion
+        err = np.degrees(np.arccos(np.clip(np.sum(bone_dirs(m) * bone_dirs(src), axis=-1), -1, 1)))
+        assert err.max() < 1.0, err.max()
+        assert np.abs(m.joint_angles - src.joint_angles).max() < np.radians(0.5)
+        rep = fit_report(fit)
+        assert rep["bone_err_p95_deg"] < 1.0 and rep["clamped_pct"] == 0.0
+        assert rep["convention"] == {"unity": "unity", "mixamo": "cmu/mixamo", "smpl": "smpl"}[naming]
+        # the scale: humanoid-sized again (the file is a 1.1x larger body, in cm: read as metres first)
+        assert fit.scale == pytest.approx(1 / 1.1, rel=1e-3)
+
+    def test_hinge_clamps_and_refusal(self, tmp_path, capsys):
+        from loop.cli import main
+
+        src_dir = tmp_path / "src"
+        src_dir.mkdir()
+        write_unity_bvh(src_dir / "bent_backwards.bvh", humanoid_source_motion(knee_sign=1.0))
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 1
+        cap = capsys.readouterr()
+        assert "REFUSED  bent_backwards.bvh" in cap.out and "clamped_pct 100.0% > 25%" in cap.out
+        assert "every clip was refused" in cap.err and "\n" not in cap.err.strip()
+        assert sorted(x.name for x in (tmp_path / "ds").iterdir()) == ["import_report.csv"]
+        assert main(["import", "--format", "bvh", "--accept-all", str(src_dir), str(tmp_path / "ds")]) == 0
+        rows = list(csv.DictReader(open(tmp_path / "ds" / "import_report.csv")))
+        assert rows[0]["status"] == "accepted" and "clamped_pct" in rows[0]["reasons"]
+        assert float(rows[0]["clamp_max_deg"]) == pytest.approx(85.0, abs=0.5)
+
+    def test_degenerate_hinge_is_refused(self):
+        from motion.importers.quality import refusal_reasons
+
+        rep = {"_hinge_std": {"right_knee": 0.0, "left_knee": 12.0}, "_source_bend_std": {"right_knee": 9.0}}
+        assert refusal_reasons(rep) == ["right_knee is constant (std 0.00 deg) while the source bends it (std 9.0 deg)"]
+        assert refusal_reasons({"bone_err_mean_deg": 3.0, "contact_agreement": 0.9, "penetrate_mm": float("nan")}) == []
+
+    def test_round_trip_through_export(self, tmp_path):
+        from loop.cli import main
+        from motion.importers.bvh import bvh_fit
+
+        src_dir = tmp_path / "src"
+        src_dir.mkdir()
+        write_unity_bvh(src_dir / "take.bvh", humanoid_source_motion(t=12))
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 0
+        assert main(["export", "--format", "bvh", str(tmp_path / "ds"), str(tmp_path / "bvh")]) == 0
+        assert main(["import", "--format", "bvh", str(tmp_path / "bvh"), str(tmp_path / "ds2")]) == 0
+        first = read_clip(tmp_path / "ds" / "take.txt").motion
+        again = read_clip(tmp_path / "ds2" / "take.txt").motion
+        assert np.abs(first.body_positions() - again.body_positions()).max() < 1e-3  # exact read-back, 6-decimal files
+        # the exported file fitted like any other skeleton: same joints, same hinges
+        refit = bvh_fit(tmp_path / "bvh" / "take.bvh", ground=False).motion
+        assert np.abs(refit.body_positions() - first.body_positions()).max() < 1e-3
+        assert np.abs(refit.joint_angles - first.joint_angles).max() < np.radians(0.5)
+
+    def test_position_channels_replace_offsets_only_when_they_hold_them(self, tmp_path):
+        from motion.importers.bvh import position_channels_absolute, read_bvh
+
+        assert position_channels_absolute(read_bvh(write_unity_bvh(tmp_path / "u.bvh", humanoid_source_motion(t=3))))
+        cmu = write_cmu_bvh(tmp_path / "c.bvh", [BVH_ARMS_DOWN])
+        assert not position_channels_absolute(read_bvh(cmu))
+
+
+class TestLabels:
+    def _dataset(self, tmp_path) -> Path:
+        src = tmp_path / "data"
+        src.mkdir()
+        m = humanoid_source_motion(t=4)
+        for name, content, style in (("dataset-1_walk_normal_001", 0, 0), ("dataset-1_walk-back_happy_002", 3, 1),
+                                     ("dataset-1_run_happy_001", 1, 1)):
+            write_unity_bvh(src / f"{name}.bvh", m)
+            (src / f"{name}.json").write_text(json.dumps({"content": content, "style": style}))
+        (tmp_path / "content_label.txt").write_text("dataset-1_walk\ndataset-1_run\ndataset-1_dash\ndataset-1_walk-back\n")
+        return src
+
+    def _names(self, d: Path) -> list[str]:
+        return sorted(p.name for p in d.glob("*.txt"))
+
+    def test_regex_sidecar_and_csv(self, tmp_path):
+        from loop.cli import main
+
+        src = self._dataset(tmp_path)
+        common = ["import", "--format", "bvh", "--accept-all", str(src)]
+        assert main(common + [str(tmp_path / "a"), "--label-regex", "dataset-1_(?P<label>[^_]+)_"]) == 0
+        assert self._names(tmp_path / "a") == ["run__dataset-1_run_happy_001.txt", "walk-back__dataset-1_walk-back_happy_002.txt",
+                                               "walk__dataset-1_walk_normal_001.txt"]
+        assert [r.motion.label for r in read_directory(tmp_path / "a")] == ["run", "walk-back", "walk"]
+        assert main(common + [str(tmp_path / "b"), "--label-sidecar", "content",
+                              "--label-list", str(tmp_path / "content_label.txt")]) == 0
+        assert [r.motion.label for r in read_directory(tmp_path / "b")] == [
+            "dataset-1_run", "dataset-1_walk-back", "dataset-1_walk"]
+        (tmp_path / "labels.csv").write_text("file,label\ndataset-1_walk_normal_001.bvh,stroll\n"
+                                             "dataset-1_walk-back_happy_002,backwards\ndataset-1_run_happy_001.bvh,jog\n")
+        assert main(common + [str(tmp_path / "c"), "--label-csv", str(tmp_path / "labels.csv")]) == 0
+        assert sorted(r.motion.label for r in read_directory(tmp_path / "c")) == ["backwards", "jog", "stroll"]
+
+    @pytest.mark.parametrize("extra,match", [
+        (["--label-regex", "nomatch_(?P<label>x)"], r"dataset-1_run_happy_001\.bvh: --label-regex .* does not match"),
+        (["--label-sidecar", "content"], r"dataset-1_run_happy_001\.json: content is an index \(1\); pass --label-list"),
+        (["--label-sidecar", "genre"], r"dataset-1_run_happy_001\.json: no key 'genre'"),
+        (["--label", "x", "--label-regex", "y"], r"choose one way of labelling, not --label and --label-regex"),
+        (["--label-csv", "LABELS"], r"dataset-1_run_happy_001\.bvh: not in the label CSV"),
+    ])
+    def test_label_errors_are_one_line(self, tmp_path, capsys, extra, match):
+        from loop.cli import main
+
+        src = self._dataset(tmp_path)
+        (tmp_path / "labels.csv").write_text("file,label\nother.bvh,x\n")
+        extra = [str(tmp_path / "labels.csv") if e == "LABELS" else e for e in extra]
+        assert main(["import", "--format", "bvh", str(src), str(tmp_path / "o")] + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err
+        import re as _re
+
+        assert _re.search(match, err), err
+
+
+BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-namco-1"
+
+
+class TestBandaiNamco:
+    """The real dataset, when it is on this machine (never copied into the repository)."""
+
+    def test_real_clips(self, tmp_path):
+        if not (BANDAI / "data").is_dir():
+            pytest.skip(f"Bandai Namco Research Motion Dataset 1 not found at {BANDAI} (see README: Importing your own mocap)")
+        from motion.importers import import_dataset
+        from motion.importers.labels import LabelRule
+
+        src = tmp_path / "src"
+        src.mkdir()
+        for stem in ("dataset-1_walk_normal_001", "dataset-1_run_normal_001", "dataset-1_byebye_normal_001"):
+            for ext in (".bvh", ".json"):
+                (src / f"{stem}{ext}").symlink_to(BANDAI / "data" / f"{stem}{ext}")
+        recs = import_dataset(src, tmp_path / "ds", "bvh",
+                              labels=LabelRule(sidecar_key="content", label_list=str(BANDAI / "cfg" / "content_label.txt")))
+        assert [r.label for r in recs] == ["dataset-1_byebye", "dataset-1_run", "dataset-1_walk"]
+        for r in recs:
+            assert r.target is not None and not r.refused, (r.source, r.refused)
+            assert r.report["bone_err_mean_deg"] < 5.0 and r.report["hinge_min_std_deg"] > 0.1
+            m = read_clip(r.target).motion
+            assert 0.80 < m.root_pos[:, 1].mean() < 0.95  # the bundled walk: 0.86 m
+        walk = read_clip(recs[2].target).motion
+        assert np.degrees(np.ptp(walk.joint_angles[:, REVOLUTE_JOINTS.index("right_knee")])) > 30.0
+
+
 # ==================================================================================== CLI
 class TestCli:
     def test_import_export_and_data_info(self, tmp_path, capsys):

@@ -18,8 +18,8 @@ This module therefore only reads positions, the way position-based retargeters d
   thigh, shin, upper arm, forearm, chest -> neck, neck -> head, ankle -> toe) onto the source
   bone *exactly*, with the twist about the bone fixed by a secondary direction (TRIAD):
   the thigh's twist puts the knee's bend in the humanoid knee's hinge plane (the shin's
-  direction off the thigh; near a straight knee, the foot's direction takes over smoothly,
-  so the twist never flips); the upper arm likewise with the forearm and the chest; the
+  direction off the thigh, exact from 10 degrees of bend; below that the foot's direction
+  takes over smoothly, so the twist never flips on a straight leg); the upper arm likewise with the forearm and the chest; the
   chest's by the shoulder line; the foot's roll follows the shin's hinge axis (a foot
   has only two source points, its roll is not observable).
 * **Hinges** (knees, elbows) take the angle of the child bone in the hinge plane, clamped
@@ -82,8 +82,8 @@ BONES: dict[str, tuple[str, str]] = {
 _CONVENTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     # CMU, and Mixamo once its "mixamorig:" namespace is dropped (Mixamo's Spine2 is the chest).
     "cmu/mixamo": {
-        "root": ("Hips",), "chest": ("Spine2", "Spine1", "Spine"), "neck": ("Neck",), "head": ("Head",),
-        "hip": ("{S}UpLeg",), "knee": ("{S}Leg",), "ankle": ("{S}Foot",),
+        "root": ("Hips",), "chest": ("Spine2", "Spine1", "Chest", "Spine"), "neck": ("Neck",),
+        "head": ("Head", "Neck_end"), "hip": ("{S}UpLeg",), "knee": ("{S}Leg",), "ankle": ("{S}Foot",),
         "toe": ("{S}ToeBase", "{S}Toe", "{S}Foot_end"),
         "shoulder": ("{S}Arm",), "elbow": ("{S}ForeArm",), "wrist": ("{S}Hand",),
     },
@@ -220,10 +220,33 @@ def _perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
 
 
 def _triad(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """Orthonormal frames (..., 3, 3) whose columns are primary, secondary (orthogonalised), their cross."""
+    """Orthonormal frames (..., 3, 3) whose columns are primary, secondary (orthogonalised), their cross.
+    A secondary parallel to the primary is replaced by an arbitrary perpendicular (never NaN)."""
     e1 = _unit(primary)
-    e2 = _unit(_perp(secondary, e1))
+    e2 = _perp(np.broadcast_to(secondary, e1.shape), e1)
+    bad = np.linalg.norm(e2, axis=-1, keepdims=True) < 1e-9
+    if np.any(bad):
+        alt = np.where(np.abs(e1[..., :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+        e2 = np.where(bad, _perp(alt, e1), e2)
+    e2 = _unit(e2)
     return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
+
+
+def _bend_blend(bend_dir: np.ndarray, fallback: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Twist reference of a limb from its hinge: the child bone's offset from the parent bone
+    (``bend_dir``, its length is the sine of the bend) when the limb is bent by 10 degrees or
+    more -- then the hinge plane holds the child bone exactly -- blending smoothly into the
+    unit ``fallback`` below that, and only the fallback under 2 degrees (a straight limb's
+    bend plane is noise). Where ``bend_dir`` points against ``side`` (the parent's forward
+    swung onto the limb), the limb bends the wrong way (a hyperextended knee): the reference
+    is flipped so that the bone stays in the hinge plane and the hinge limit clamps it -- the
+    alternative, a limb twisted by 180 degrees, would hide the problem."""
+    bend_dir = np.where(np.sum(bend_dir * side, axis=-1, keepdims=True) < 0.0, -bend_dir, bend_dir)
+    n = np.linalg.norm(bend_dir, axis=-1, keepdims=True)
+    lo, hi = np.sin(np.radians(2.0)), np.sin(np.radians(10.0))
+    g = np.clip((n - lo) / (hi - lo), 0.0, 1.0)
+    g = g * g * (3.0 - 2.0 * g)
+    return g * _unit(bend_dir) + (1.0 - g) * fallback
 
 
 def align(rest_primary: np.ndarray, rest_secondary: np.ndarray, primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -397,16 +420,13 @@ def fit_positions(
         world["neck"] = world["chest"]
         missing.append("neck")
 
-    c_fallback = 0.25  # weight of the fallback twist reference: the hinge bend wins beyond ~15 degrees
     for s in SIDES:
         # legs
         hip, knee, ankle = f"{s}_hip", f"{s}_knee", f"{s}_ankle"
         u, v = source_dirs[hip], source_dirs[knee]
-        if ankle in source_dirs:
-            ref = _unit(_perp(source_dirs[ankle], u))
-        else:
-            ref = _unit(_perp(swing_forward(world["root"], rest_dirs[hip], u), u))
-        fwd = -_perp(v, u) + c_fallback * ref  # the shin goes backward when the knee flexes
+        swung = _unit(_perp(swing_forward(world["root"], rest_dirs[hip], u), u))
+        ref = _unit(_perp(source_dirs[ankle], u)) if ankle in source_dirs else swung
+        fwd = _bend_blend(-_perp(v, u), ref, swung)  # the shin goes backward when the knee flexes
         world[hip] = align(rest_dirs[hip], ex, u, fwd)
         a = hinge_angle(rest_dirs[knee], np.einsum("tji,tj->ti", world[hip], v))
         raw_hinges[knee] = a
@@ -422,7 +442,7 @@ def fit_positions(
         if sh in source_dirs:
             u = source_dirs[sh]
             ref = _unit(_perp(swing_forward(world["chest"], rest_dirs[sh], u), u))
-            fwd = (_perp(source_dirs[el], u) if el in source_dirs else 0.0) + c_fallback * ref  # flexion: forearm forward
+            fwd = _bend_blend(_perp(source_dirs[el], u), ref, ref) if el in source_dirs else ref  # flexion: forearm forward
             world[sh] = align(rest_dirs[sh], ex, u, fwd)
         else:
             world[sh] = world["chest"]
