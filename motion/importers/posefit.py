@@ -442,7 +442,10 @@ def fit_positions(
         if sh in source_dirs:
             u = source_dirs[sh]
             ref = _unit(_perp(swing_forward(world["chest"], rest_dirs[sh], u), u))
-            fwd = _bend_blend(_perp(source_dirs[el], u), ref, ref) if el in source_dirs else ref  # flexion: forearm forward
+            # flexion: forearm forward. No wrong-way test here: the upper arm twists over a wide
+            # range (a raised, waving arm has its elbow bend point anywhere), elbows do not hyperextend
+            bend = _perp(source_dirs[el], u) if el in source_dirs else None
+            fwd = _bend_blend(bend, ref, bend) if bend is not None else ref
             world[sh] = align(rest_dirs[sh], ex, u, fwd)
         else:
             world[sh] = world["chest"]
