@@ -13,7 +13,8 @@
   hinge-angle error, bone-direction error, float and penetration, physics corrector keeps.
   (No real CMU file is on this machine; these files have the humanoid's proportions.)
 
-Usage: ``python bench/import_bandai.py [--data DIR] [--out /tmp/bandai] [--skip-physics] [--skip-cmu]``
+Usage: ``python bench/import_bandai.py [--data DIR] [--out /tmp/bandai] [--skip-physics] [--skip-cmu]
+[--set gain_scale=2 ...]`` (``--set``: physics corrector settings; default: its defaults)
 """
 
 from __future__ import annotations
@@ -99,11 +100,11 @@ def bench_import(data: Path, out: Path) -> tuple[dict, list]:
     return summary, records
 
 
-def bench_physics(motions: dict[str, list]) -> dict:
-    """Physics corrector (default settings) keep rate per group of clips."""
+def bench_physics(motions: dict[str, list], settings: dict | None = None) -> dict:
+    """Physics corrector keep rate per group of clips (default settings unless ``settings``)."""
     from correctors.physics import PhysicsCorrector
 
-    corr = PhysicsCorrector({})
+    corr = PhysicsCorrector(dict(settings or {}))
     out = {}
     try:
         for group, clips in motions.items():
@@ -229,7 +230,7 @@ def _bone_dirs(motion) -> np.ndarray:
     return d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def bench_cmu(tmp: Path, physics: bool) -> dict:
+def bench_cmu(tmp: Path, physics: bool, settings: dict | None = None) -> dict:
     """Both BVH paths on CMU-convention files whose exact answer is known (the bundled clips)."""
     from motion import quaternion as quat
     from motion.deepmimic import read_directory
@@ -266,7 +267,7 @@ def bench_cmu(tmp: Path, physics: bool) -> dict:
                        for k in ("hinge_err_deg", "bone_err_deg", "bone_err_p95_deg", "float_mm", "penetrate_mm")}
     if physics:
         truth_m = [rc.motion for rc in read_directory()]
-        phys = bench_physics({"cmu_truth": truth_m, **{f"cmu_{k}": v for k, v in motions.items()}})
+        phys = bench_physics({"cmu_truth": truth_m, **{f"cmu_{k}": v for k, v in motions.items()}}, settings)
         for k in ("truth", "rotations", "positions"):
             out[k]["physics_kept"] = f"{phys[f'cmu_{k}']['kept']}/{phys[f'cmu_{k}']['clips']}"
             out[k]["physics_not_kept"] = phys[f"cmu_{k}"]["not_kept"]
@@ -279,6 +280,8 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bandai", help="import destination (outside the repository)")
     parser.add_argument("--skip-physics", action="store_true")
     parser.add_argument("--skip-cmu", action="store_true")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="physics corrector setting (e.g. gain_scale=2); default: the corrector's defaults")
     args = parser.parse_args()
     import logging
 
@@ -299,11 +302,12 @@ def main() -> None:
             "walk_run_dash": [m.replace(name=n) for n, m in written.items() if content_of(n) in LOCOMOTION],
             "walk_back_left_right": [m.replace(name=n) for n, m in written.items() if content_of(n).startswith("walk-")],
         }
-        result["physics"] = bench_physics(groups)
-        for c in LOCOMOTION:
-            sub = [m.replace(name=n) for n, m in written.items() if content_of(n) == c]
-            result["physics"][f"kept_{c}"] = None if not sub else None  # filled below from the group run
-        per = {}
+        from loop.commands.correct import parse_settings
+
+        settings = parse_settings(args.settings)
+        result["physics_settings"] = settings or "defaults"
+        result["physics"] = bench_physics(groups, settings)
+        per: dict[str, int] = {}
         for line in result["physics"]["walk_run_dash"]["not_kept"]:
             per.setdefault(content_of(line), 0)
             per[content_of(line)] += 1
@@ -311,7 +315,10 @@ def main() -> None:
             n = sum(content_of(k) == c for k in written)
             result["physics"][f"kept_{c}"] = f"{n - per.get(c, 0)}/{n}"
     if not args.skip_cmu:
-        result["cmu"] = bench_cmu(Path(args.out + "_cmu_src"), physics=not args.skip_physics)
+        from loop.commands.correct import parse_settings
+
+        result["cmu"] = bench_cmu(Path(args.out + "_cmu_src"), physics=not args.skip_physics,
+                                  settings=parse_settings(args.settings))
     print(json.dumps(_clean(result), indent=1))
 
 

@@ -314,8 +314,10 @@ def fit_positions(
     label: str | None = None,
     name: str | None = None,
     ground: bool = True,
+    foot_slope_deg: float | None = None,
 ) -> FitResult:
-    """Fit the humanoid to the source's world joint positions (see module docstring)."""
+    """Fit the humanoid to the source's world joint positions (see module docstring).
+    ``foot_slope_deg`` overrides the measured ankle -> toe rest slope."""
     where = name or src.name or "source"
     t = src.positions.shape[0]
     if t == 0:
@@ -369,6 +371,8 @@ def fit_positions(
         drops = [(g[0] - g[1]) / np.median(np.linalg.norm(fp[:, 1] - fp[:, 0], axis=-1))
                  for fp, g, s in zip(foot_pts, grounds, SIDES) if has(f"{s}_toe")]
         slope = float(np.degrees(np.arcsin(np.clip(np.mean(drops), -1.0, 1.0)))) if drops else 0.0
+    if foot_slope_deg is not None:
+        slope = float(foot_slope_deg)
     beta = np.radians(slope)
 
     ey, ex, ez = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
