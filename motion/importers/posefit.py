@@ -13,7 +13,8 @@ This module therefore only reads positions, the way position-based retargeters d
   first frame (the humanoid faces +x; the rotation path likewise turns the source's rest
   facing onto +x).
 * **Root.** Primary axis: the source's right hip -> left hip line goes onto the humanoid's
-  (hip to hip, -z); secondary: hips midpoint -> chest onto the humanoid's root -> chest.
+  (hip to hip, -z); secondary: hips midpoint -> first spine joint (rigid with the pelvis;
+  the chest when there is none) onto the humanoid's root -> chest.
 * **Every other body** gets the rotation that turns its rest bone (from the URDF offsets:
   thigh, shin, upper arm, forearm, chest -> neck, neck -> head, ankle -> toe) onto the source
   bone *exactly*, with the twist about the bone fixed by a secondary direction (TRIAD):
@@ -62,9 +63,11 @@ log = logging.getLogger(__name__)
 SIDES = ("right", "left")
 #: Semantic source points a point map names (humanoid joint names plus toes, wrists, head).
 POINTS: tuple[str, ...] = (
-    "root", "chest", "neck", "head",
-    "right_hip", "right_knee", "right_ankle", "right_toe", "right_shoulder", "right_elbow", "right_wrist",
-    "left_hip", "left_knee", "left_ankle", "left_toe", "left_shoulder", "left_elbow", "left_wrist",
+    "root", "spine", "chest", "neck", "head",
+    "right_hip", "right_knee", "right_ankle", "right_toe",
+    "right_clavicle", "right_shoulder", "right_elbow", "right_wrist",
+    "left_hip", "left_knee", "left_ankle", "left_toe",
+    "left_clavicle", "left_shoulder", "left_elbow", "left_wrist",
 )
 REQUIRED_POINTS: tuple[str, ...] = ("right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle")
 
@@ -82,30 +85,31 @@ BONES: dict[str, tuple[str, str]] = {
 _CONVENTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     # CMU, and Mixamo once its "mixamorig:" namespace is dropped (Mixamo's Spine2 is the chest).
     "cmu/mixamo": {
-        "root": ("Hips",), "chest": ("Spine2", "Spine1", "Chest", "Spine"), "neck": ("Neck",),
-        "head": ("Head", "Neck_end"), "hip": ("{S}UpLeg",), "knee": ("{S}Leg",), "ankle": ("{S}Foot",),
+        "root": ("Hips",), "spine": ("LowerBack", "Spine"), "chest": ("Spine2", "Spine1", "Chest", "Spine"),
+        "neck": ("Neck",), "head": ("Head", "Neck_end"), "hip": ("{S}UpLeg",), "clavicle": ("{S}Shoulder",), "knee": ("{S}Leg",), "ankle": ("{S}Foot",),
         "toe": ("{S}ToeBase", "{S}Toe", "{S}Foot_end"),
         "shoulder": ("{S}Arm",), "elbow": ("{S}ForeArm",), "wrist": ("{S}Hand",),
     },
     # Unity humanoid naming: suffixed (Bandai Namco: UpperLeg_L) or prefixed (LeftUpperLeg).
     "unity": {
-        "root": ("Hips",), "chest": ("UpperChest", "Chest", "Spine"), "neck": ("Neck",), "head": ("Head",),
-        "hip": ("UpperLeg_{s}", "{S}UpperLeg"), "knee": ("LowerLeg_{s}", "{S}LowerLeg"),
+        "root": ("Hips",), "spine": ("Spine",), "chest": ("UpperChest", "Chest", "Spine"), "neck": ("Neck",),
+        "head": ("Head",), "clavicle": ("Shoulder_{s}", "{S}Shoulder"), "hip": ("UpperLeg_{s}", "{S}UpperLeg"), "knee": ("LowerLeg_{s}", "{S}LowerLeg"),
         "ankle": ("Foot_{s}", "{S}Foot"), "toe": ("Toes_{s}", "{S}Toes", "Foot_{s}_end", "{S}Foot_end"),
         "shoulder": ("UpperArm_{s}", "{S}UpperArm"), "elbow": ("LowerArm_{s}", "{S}LowerArm"),
         "wrist": ("Hand_{s}", "{S}Hand"),
     },
     # SMPL / AMASS joint names (as SMPL-to-BVH converters write them).
     "smpl": {
-        "root": ("Pelvis",), "chest": ("Spine3",), "neck": ("Neck",), "head": ("Head",),
-        "hip": ("{s}_Hip", "{S}_Hip"), "knee": ("{s}_Knee", "{S}_Knee"), "ankle": ("{s}_Ankle", "{S}_Ankle"),
+        "root": ("Pelvis",), "spine": ("Spine1",), "chest": ("Spine3",), "neck": ("Neck",), "head": ("Head",),
+        "clavicle": ("{s}_Collar", "{S}_Collar"), "hip": ("{s}_Hip", "{S}_Hip"), "knee": ("{s}_Knee", "{S}_Knee"), "ankle": ("{s}_Ankle", "{S}_Ankle"),
         "toe": ("{s}_Foot", "{S}_Foot"), "shoulder": ("{s}_Shoulder", "{S}_Shoulder"),
         "elbow": ("{s}_Elbow", "{S}_Elbow"), "wrist": ("{s}_Wrist", "{S}_Wrist"),
     },
     # Plain anatomical names (LeftHip/LeftKnee/..., where LeftShoulder is the shoulder joint).
     "anatomical": {
-        "root": ("Hips", "Hip", "Pelvis", "Root"), "chest": ("Chest", "Spine2", "Spine1", "Spine"),
-        "neck": ("Neck",), "head": ("Head",),
+        "root": ("Hips", "Hip", "Pelvis", "Root"), "spine": ("Abdomen", "LowerBack"),
+        "chest": ("Chest", "Spine2", "Spine1", "Spine"), "neck": ("Neck",), "head": ("Head",),
+        "clavicle": ("{S}Clavicle", "{S}Collar", "{s}Collar"),
         "hip": ("{S}Hip", "{S}Thigh", "{s}Thigh"), "knee": ("{S}Knee", "{S}Shin", "{s}Shin"),
         "ankle": ("{S}Ankle", "{S}Foot", "{s}Foot"), "toe": ("{S}Toe", "{S}ToeBase", "{S}Ankle_end", "{S}Foot_end"),
         "shoulder": ("{S}Shoulder", "{s}Shldr"), "elbow": ("{S}Elbow", "{s}ForeArm"), "wrist": ("{S}Wrist", "{s}Hand"),
@@ -406,13 +410,25 @@ def fit_positions(
     hip_mid = 0.5 * (p["right_hip"] + p["left_hip"])
     rest_left = _unit(off["left_hip"] - off["right_hip"])
     rest_up = _unit(off["chest"] - 0.5 * (off["left_hip"] + off["right_hip"]))
-    up = p["chest"] - hip_mid if has("chest") else np.broadcast_to(ey, (t, 3))
+    # the pelvis's own up: its first spine joint, rigid with the hips (the chest bends with the spine)
+    up = None
+    if has("spine"):
+        up = p["spine"] - hip_mid
+        if np.median(np.linalg.norm(up, axis=-1)) < 0.02:  # a spine joint at the hips tells nothing
+            up = None
+    if up is None:
+        up = p["chest"] - hip_mid if has("chest") else np.broadcast_to(ey, (t, 3))
     world["root"] = align(rest_left, rest_up, p["left_hip"] - p["right_hip"], up)
 
     # chest: chest -> neck exact, shoulder line as close as possible
     if "chest" in source_dirs:
-        side = (p["left_shoulder"] - p["right_shoulder"]) if has("left_shoulder", "right_shoulder") else \
-            (world["root"] @ -ez)
+        # lateral: the clavicles' roots (rigid with the chest; the shoulder joints move with shrugs)
+        if has("left_clavicle", "right_clavicle"):
+            side = p["left_clavicle"] - p["right_clavicle"]
+        elif has("left_shoulder", "right_shoulder"):
+            side = p["left_shoulder"] - p["right_shoulder"]
+        else:
+            side = world["root"] @ -ez
         world["chest"] = align(rest_dirs["chest"], _unit(off["left_shoulder"] - off["right_shoulder"]),
                                source_dirs["chest"], side)
     else:
