@@ -16,6 +16,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from motion import quaternion as quat
+from motion.clip import Motion
 from motion.deepmimic import read_clip, read_directory
 from motion.errors import UserError
 from motion.importers import import_directory
@@ -562,10 +563,8 @@ SMPL_NAMES = {"Hips": "Pelvis", "Spine": "Spine1", "Chest": "Spine3", "Neck": "N
 NAMINGS = {"unity": lambda n: n, "mixamo": lambda n: "mixamorig:" + MIXAMO_NAMES[n], "smpl": lambda n: SMPL_NAMES[n]}
 
 
-def humanoid_source_motion(t: int = 16, seed: int = 0, knee_sign: float = -1.0) -> "Motion":
+def humanoid_source_motion(t: int = 16, seed: int = 0, knee_sign: float = -1.0) -> Motion:
     """A smooth, varied humanoid motion (first frame facing +x, pitched forward)."""
-    from motion.clip import Motion
-
     rng = np.random.default_rng(seed)
     ph = np.linspace(0, 2 * np.pi, t)
     root = np.stack([Rotation.from_euler("yz", [40 * np.sin(p / 2), 8 + 5 * np.sin(p)], degrees=True).as_quat()
@@ -605,7 +604,6 @@ def write_unity_bvh(path: Path, motion, naming: str = "unity", cm_scale: float =
     lines = ["HIERARCHY", "ROOT joint_Root", "{", "  OFFSET 0 0 0",
              "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
     cols: list[np.ndarray] = [np.zeros((t, 6))]
-    order: list[str] = []
 
     def emit(j: str, parent: str | None, depth: int) -> None:
         pad = "  " * depth
