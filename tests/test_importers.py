@@ -682,6 +682,10 @@ class TestPositionFit:
         rows = list(csv.DictReader(open(tmp_path / "ds" / "import_report.csv")))
         assert rows[0]["status"] == "accepted" and "clamped_pct" in rows[0]["reasons"]
         assert float(rows[0]["clamp_max_deg"]) == pytest.approx(85.0, abs=0.5)
+        # importing again without --accept-all removes the clip the earlier import wrote
+        assert (tmp_path / "ds" / "bent_backwards.txt").exists()
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 1
+        assert not (tmp_path / "ds" / "bent_backwards.txt").exists()
 
     def test_degenerate_hinge_is_refused(self):
         from motion.importers.quality import refusal_reasons

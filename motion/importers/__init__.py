@@ -128,6 +128,9 @@ def import_dataset(src: str | os.PathLike, dst: str | os.PathLike, fmt: str, *, 
         target = Path(dst) / (f"{lab}__{stem}.txt" if lab else f"{stem}.txt")
         if reasons and not accept_all:
             log.warning("[%d/%d] %s refused: %s", i, len(files), path, "; ".join(reasons))
+            if target.exists():  # a clip from an earlier import of this file must not stay behind
+                target.unlink()
+                log.warning("%s: removed the clip of an earlier import", target)
             records.append(ClipRecord(path, None, lab, report, reasons))
             continue
         write_clip(motion, target)
