@@ -6,7 +6,8 @@
   (constant) hinges, and per content (walk, run, dash, ...) the float, the float where the
   source plants a foot, penetration and foot-contact agreement.
 * ``physics``: the physics corrector at its default settings on the imported walk/run/dash
-  clips (and on every locomotion clip: + walk-back/left/right): share kept without a fall.
+  clips (and on every locomotion clip: + walk-back/left/right): share kept without a fall;
+  for reference, the bundled walk and run extended cyclically to 3 s (``bundled_walk_run_3s``).
 * ``cmu``: CMU-convention files (T-pose rest, CMU joint names and hierarchy, cm, facing +z)
   written from the 15 bundled humanoid clips -- the exact answer is the bundled clip itself --
   imported by the older rotation path (today's default for CMU) and by the position fit:
@@ -306,6 +307,12 @@ def main() -> None:
 
         settings = parse_settings(args.settings)
         result["physics_settings"] = settings or "defaults"
+        # reference: the bundled walk and run, extended cyclically to 3 s as the dataset pipeline does
+        from motion.dataset import extend_cyclic
+        from motion.deepmimic import read_directory
+
+        groups["bundled_walk_run_3s"] = [extend_cyclic(rc, 3.0).motion for rc in read_directory()
+                                         if rc.motion.name in ("humanoid3d_walk.txt", "humanoid3d_run.txt")]
         result["physics"] = bench_physics(groups, settings)
         per: dict[str, int] = {}
         for line in result["physics"]["walk_run_dash"]["not_kept"]:
