@@ -777,6 +777,17 @@ class TestLabels:
 BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-namco-1"
 
 
+def test_shipped_bandai_config(tmp_path):
+    """configs/bandai_namco.yaml is valid once its data.path holds an import, and says what is missing before."""
+    from loop.config import ConfigError, expand_arms, load_config
+
+    cfg_path = Path(__file__).resolve().parents[1] / "configs" / "bandai_namco.yaml"
+    with pytest.raises(ConfigError, match=r"'data.path': directory .*does not exist"):
+        load_config(cfg_path, [f"data.path={tmp_path / 'not_imported'}"])
+    cfg = load_config(cfg_path, [f"data.path={tmp_path}"])
+    assert cfg.data.path == str(tmp_path) and len(expand_arms(cfg)) == 3
+
+
 class TestBandaiNamco:
     """The real dataset, when it is on this machine (never copied into the repository)."""
 
