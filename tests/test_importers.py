@@ -4,6 +4,7 @@ the way HumanML3D's motion_process.py does, BVH export round trips and the CLI."
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import sys
@@ -15,6 +16,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from motion import quaternion as quat
+from motion.clip import Motion
 from motion.deepmimic import read_clip, read_directory
 from motion.errors import UserError
 from motion.importers import import_directory
@@ -323,13 +325,14 @@ BVH_ARMS_DOWN = {"LeftArm": rot("z", -90), "RightArm": rot("z", 90)}
 
 
 class TestBvh:
-    @pytest.mark.parametrize("order", ["ZYX", "XYZ", "ZXY", "YZX"])
-    def test_rest_knee_yaw_elbow_known_answers(self, tmp_path, order):
+    @pytest.mark.parametrize("order,method", [("ZYX", "positions"), ("XYZ", "positions"), ("ZXY", "rotations"),
+                                              ("YZX", "rotations"), ("ZYX", "rotations")])
+    def test_rest_knee_yaw_elbow_known_answers(self, tmp_path, order, method):
         flex = dict(BVH_ARMS_DOWN, LeftLeg=rot("x", 60), RightLeg=rot("x", 60))
         elbow = dict(BVH_ARMS_DOWN, LeftForeArm=rot("y", -90), RightForeArm=rot("y", 90))
         yaw = dict(BVH_ARMS_DOWN, Hips=rot("y", 90))
         p = write_cmu_bvh(tmp_path / "walk.bvh", [BVH_ARMS_DOWN, flex, elbow, yaw, {}], order=order)
-        m = import_bvh(p, ground=False)
+        m = import_bvh(p, ground=False, method=method)
         assert m.fps == pytest.approx(120.0) and m.num_frames == 5
         assert_rest(m, 0)
         assert np.allclose(m.root_pos[0], [0, 0.80 * humanoid_leg_length() / 0.80, 0], atol=1e-6)
@@ -384,26 +387,30 @@ class TestBvh:
         assert again.fps == pytest.approx(60.0)
 
     def test_joint_map_for_other_skeletons(self, tmp_path):
-        rename = {"Hips": "pelvis", "LeftUpLeg": "lthigh", "LeftLeg": "lshin", "LeftFoot": "lfoot",
-                  "RightUpLeg": "rthigh", "RightLeg": "rshin", "RightFoot": "rfoot", "Spine1": "chest",
-                  "Head": "skull", "LeftArm": "luparm", "LeftForeArm": "lloarm", "LeftHand": "lhand",
-                  "RightArm": "ruparm", "RightForeArm": "rloarm", "RightHand": "rhand"}
+        rename = {"Hips": "pelvis", "LeftUpLeg": "j_lthigh", "LeftLeg": "j_lshin", "LeftFoot": "j_lfoot",
+                  "RightUpLeg": "j_rthigh", "RightLeg": "j_rshin", "RightFoot": "j_rfoot", "Spine1": "chest",
+                  "Head": "skull", "LeftArm": "j_luparm", "LeftForeArm": "j_lloarm", "LeftHand": "j_lhand",
+                  "RightArm": "j_ruparm", "RightForeArm": "j_rloarm", "RightHand": "j_rhand"}
         skel = [(rename.get(n, n), rename.get(p, p) if p else None, o) for n, p, o in CMU_SKELETON]
         frames = [{rename.get(k, k): v for k, v in dict(BVH_ARMS_DOWN, LeftLeg=rot("x", 60)).items()}]
         p = write_cmu_bvh(tmp_path / "other.bvh", frames, skeleton=skel)
-        with pytest.raises(UserError, match=r"other\.bvh: cannot find a joint for the humanoid right_hip.*--joint-map"):
+        with pytest.raises(UserError, match=r"other\.bvh: cannot map this skeleton onto the humanoid: missing "
+                                             r"right_hip \(.*\), right_knee \(.*left_ankle \(.*--joint-map"):
             import_bvh(p)
+        with pytest.raises(UserError, match=r"other\.bvh: cannot find a joint for the humanoid right_hip.*--joint-map"):
+            import_bvh(p, method="rotations")
         jm = {"root": "pelvis", "chest": "chest", "neck": "skull"}
         for side, s in (("left", "l"), ("right", "r")):
-            jm[f"{side}_hip"] = {"joint": f"{s}thigh", "end": f"{s}shin", "mode": "bone"}
-            jm[f"{side}_knee"] = {"joint": f"{s}shin", "end": f"{s}foot", "mode": "bone"}
-            jm[f"{side}_ankle"] = f"{s}foot"
-            jm[f"{side}_shoulder"] = {"joint": f"{s}uparm", "end": f"{s}loarm", "mode": "bone"}
-            jm[f"{side}_elbow"] = {"joint": f"{s}loarm", "end": f"{s}hand", "mode": "bone"}
+            jm[f"{side}_hip"] = {"joint": f"j_{s}thigh", "end": f"j_{s}shin", "mode": "bone"}
+            jm[f"{side}_knee"] = {"joint": f"j_{s}shin", "end": f"j_{s}foot", "mode": "bone"}
+            jm[f"{side}_ankle"] = f"j_{s}foot"
+            jm[f"{side}_shoulder"] = {"joint": f"j_{s}uparm", "end": f"j_{s}loarm", "mode": "bone"}
+            jm[f"{side}_elbow"] = {"joint": f"j_{s}loarm", "end": f"j_{s}hand", "mode": "bone"}
         (tmp_path / "map.json").write_text(json.dumps(jm))
-        m = import_bvh(p, joint_map=tmp_path / "map.json", ground=False)
-        assert np.allclose(angle(m, "left_knee"), -60 * DEG, atol=1e-6)
-        assert_rest(m.replace(joint_angles=np.zeros((1, 4)), joint_rots=np.tile([0, 0, 0, 1.0], (1, 8, 1))))
+        for method in ("positions", "rotations"):
+            m = import_bvh(p, joint_map=tmp_path / "map.json", ground=False, method=method)
+            assert np.allclose(angle(m, "left_knee"), -60 * DEG, atol=1e-6)
+            assert_rest(m.replace(joint_angles=np.zeros((1, 4)), joint_rots=np.tile([0, 0, 0, 1.0], (1, 8, 1))))
 
     def test_units_and_up_axis(self, tmp_path):
         # the same clip in metres and z-up gives the same humanoid motion
@@ -543,6 +550,286 @@ class TestHumanML3D:
             import_humanml3d(p)
 
 
+# ==================================================================== position-based retargeting
+# A Unity-style skeleton (the Bandai Namco layout): every bone along its joint's local x axis,
+# joint frames turned about their bones by arbitrary angles, 6 channels on every joint whose
+# position channels hold the OFFSET (so the rest pose, all rotations zero, is a folded
+# skeleton), a 'joint_Root' above the Hips. Its poses come from a known humanoid motion, so
+# the right answer is that motion's bone directions and hinge angles.
+UNITY_JOINTS = [  # name, parent, humanoid body it moves with, point: body origin or a point in that body
+    ("Hips", None, "root", None), ("Spine", "Hips", "root", (0.0, 0.12, 0.0)), ("Chest", "Spine", "chest", None),
+    ("Neck", "Chest", "neck", None), ("Head", "Neck", "neck", (0.0, 0.2, 0.0)),
+    ("Shoulder_L", "Chest", "chest", (-0.02, 0.22, -0.08)), ("UpperArm_L", "Shoulder_L", "left_shoulder", None),
+    ("LowerArm_L", "UpperArm_L", "left_elbow", None), ("Hand_L", "LowerArm_L", "left_wrist", None),
+    ("Shoulder_R", "Chest", "chest", (-0.02, 0.22, 0.08)), ("UpperArm_R", "Shoulder_R", "right_shoulder", None),
+    ("LowerArm_R", "UpperArm_R", "right_elbow", None), ("Hand_R", "LowerArm_R", "right_wrist", None),
+    ("UpperLeg_L", "Hips", "left_hip", None), ("LowerLeg_L", "UpperLeg_L", "left_knee", None),
+    ("Foot_L", "LowerLeg_L", "left_ankle", None), ("Toes_L", "Foot_L", "left_ankle", (0.13, -0.035, 0.0)),
+    ("UpperLeg_R", "Hips", "right_hip", None), ("LowerLeg_R", "UpperLeg_R", "right_knee", None),
+    ("Foot_R", "LowerLeg_R", "right_ankle", None), ("Toes_R", "Foot_R", "right_ankle", (0.13, -0.035, 0.0)),
+]
+MIXAMO_NAMES = {"Hips": "Hips", "Spine": "Spine", "Chest": "Spine2", "Neck": "Neck", "Head": "Head",
+                **{f"{a}_{s[0]}": f"{s}{b}" for s in ("Left", "Right") for a, b in (
+                    ("Shoulder", "Shoulder"), ("UpperArm", "Arm"), ("LowerArm", "ForeArm"), ("Hand", "Hand"),
+                    ("UpperLeg", "UpLeg"), ("LowerLeg", "Leg"), ("Foot", "Foot"), ("Toes", "ToeBase"))}}
+SMPL_NAMES = {"Hips": "Pelvis", "Spine": "Spine1", "Chest": "Spine3", "Neck": "Neck", "Head": "Head",
+              **{f"{a}_{s}": f"{s}_{b}" for s in ("L", "R") for a, b in (
+                  ("Shoulder", "Collar"), ("UpperArm", "Shoulder"), ("LowerArm", "Elbow"), ("Hand", "Wrist"),
+                  ("UpperLeg", "Hip"), ("LowerLeg", "Knee"), ("Foot", "Ankle"), ("Toes", "Foot"))}}
+NAMINGS = {"unity": lambda n: n, "mixamo": lambda n: "mixamorig:" + MIXAMO_NAMES[n], "smpl": lambda n: SMPL_NAMES[n]}
+
+
+def humanoid_source_motion(t: int = 16, seed: int = 0, knee_sign: float = -1.0) -> Motion:
+    """A smooth, varied humanoid motion (first frame facing +x, pitched forward)."""
+    rng = np.random.default_rng(seed)
+    ph = np.linspace(0, 2 * np.pi, t)
+    root = np.stack([Rotation.from_euler("yz", [40 * np.sin(p / 2), 8 + 5 * np.sin(p)], degrees=True).as_quat()
+                     for p in ph])
+    axes = rng.normal(size=(8, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    amp = rng.uniform(10, 35, size=8)
+    rv = axes[None] * np.radians(amp[None, :, None] * np.sin(ph[:, None, None] + rng.uniform(0, 6, size=(1, 8, 1))))
+    joint_rots = Rotation.from_rotvec(rv.reshape(-1, 3)).as_quat().reshape(t, 8, 4)
+    knees = np.radians(knee_sign * (50 + 35 * np.sin(ph[:, None] + [0.0, 2.0])))
+    elbows = np.radians(60 + 45 * np.sin(ph[:, None] + [1.0, 3.0]))
+    angles = np.stack([knees[:, 0], elbows[:, 0], knees[:, 1], elbows[:, 1]], axis=1)
+    pos = np.stack([0.02 * np.arange(t), 0.9 + 0.02 * np.sin(ph), 0.01 * np.arange(t)], axis=1)
+    return Motion(30.0, pos, root, joint_rots, angles, label=None, name="src")
+
+
+def write_unity_bvh(path: Path, motion, naming: str = "unity", cm_scale: float = 110.0) -> Path:
+    """The Unity-style skeleton of UNITY_JOINTS posed as ``motion`` (see above), in cm."""
+    kin = forward_kinematics(motion)
+    W, P = kin.rotations, kin.positions
+    t = motion.num_frames
+    name = NAMINGS[naming]
+    pos: dict[str, np.ndarray] = {}
+    for j, parent, body, point in UNITY_JOINTS:
+        b = B[body]
+        pos[j] = P[:, b] if point is None else P[:, b] + W[:, b] @ np.array(point)
+    children = {j: [c for c, p, _, _ in UNITY_JOINTS if p == j] for j, *_ in UNITY_JOINTS}
+    glob: dict[str, np.ndarray] = {}
+    for k, (j, parent, body, point) in enumerate(UNITY_JOINTS):
+        b = B[body]
+        if children[j]:  # local x along the bone to the first child, then an arbitrary twist about it
+            d = W[0, b].T @ (pos[children[j][0]][0] - pos[j][0])
+            c = Rotation.align_vectors([d], [[1.0, 0, 0]])[0].as_matrix() @ rot("x", 37.0 * (k + 1))
+        else:
+            c = rot("z", 25.0 + k) @ rot("y", 40.0)
+        glob[j] = W[:, b] @ c
+    lines = ["HIERARCHY", "ROOT joint_Root", "{", "  OFFSET 0 0 0",
+             "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
+    cols: list[np.ndarray] = [np.zeros((t, 6))]
+
+    def emit(j: str, parent: str | None, depth: int) -> None:
+        pad = "  " * depth
+        if parent is None:
+            off = np.array([0.0, 93.9, -3.0])  # overridden by the position channels
+            trans = pos[j] * cm_scale
+            local = glob[j]
+        else:
+            off = glob[parent][0].T @ (pos[j][0] - pos[parent][0]) * cm_scale
+            trans = np.tile(off, (t, 1))
+            local = np.swapaxes(glob[parent], -1, -2) @ glob[j]
+        lines.extend([pad + f"JOINT {name(j)}", pad + "{", pad + "  OFFSET " + " ".join(f"{v:.6f}" for v in off),
+                      pad + "  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            cols.append(np.concatenate([trans, Rotation.from_matrix(local).as_euler("ZXY", degrees=True)], axis=1))
+        for c in children[j]:
+            emit(c, j, depth + 1)
+        if not children[j]:
+            lines.extend([pad + "  End Site", pad + "  {", pad + "    OFFSET 0 0 0", pad + "  }"])
+        lines.append(pad + "}")
+
+    emit("Hips", None, 1)
+    lines += ["}", "MOTION", f"Frames: {t}", f"Frame Time: {1 / motion.fps:.7f}"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in np.concatenate(cols, axis=1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BONE_PAIRS = [("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left_hip", "left_knee"),
+              ("left_knee", "left_ankle"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+              ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("chest", "neck")]
+
+
+def bone_dirs(motion) -> np.ndarray:
+    p = forward_kinematics(motion).positions
+    d = np.stack([p[:, B[b]] - p[:, B[a]] for a, b in BONE_PAIRS], axis=1)
+    return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+
+class TestPositionFit:
+    @pytest.mark.parametrize("naming", ["unity", "mixamo", "smpl"])
+    def test_folded_rest_pose_known_answers(self, tmp_path, naming):
+        from motion.importers.bvh import bvh_fit, read_bvh
+        from motion.importers.quality import fit_report
+
+        src = humanoid_source_motion()
+        p = write_unity_bvh(tmp_path / "take.bvh", src, naming)
+        rest = np.array([0.0, 0.0, 0.0])  # the file's rest pose is folded: the spine is horizontal
+        bvh = read_bvh(p)
+        spine = [j.offset for j in bvh.joints if j.name.endswith(("Spine", "Spine1"))][0]
+        assert abs(spine[1]) < 1e-6 * np.linalg.norm(spine) + 1e-9 and not np.allclose(spine, rest)
+        fit = bvh_fit(p, ground=False)
+        m = fit.motion
+        err = np.degrees(np.arccos(np.clip(np.sum(bone_dirs(m) * bone_dirs(src), axis=-1), -1, 1)))
+        assert err.max() < 1.0, err.max()
+        assert np.abs(m.joint_angles - src.joint_angles).max() < np.radians(0.5)
+        rep = fit_report(fit)
+        assert rep["bone_err_p95_deg"] < 1.0 and rep["clamped_pct"] == 0.0
+        assert rep["convention"] == {"unity": "unity", "mixamo": "cmu/mixamo", "smpl": "smpl"}[naming]
+        # the scale: humanoid-sized again (the file is a 1.1x larger body, in cm: read as metres first)
+        assert fit.scale == pytest.approx(1 / 1.1, rel=1e-3)
+
+    def test_hinge_clamps_and_refusal(self, tmp_path, capsys):
+        from loop.cli import main
+
+        src_dir = tmp_path / "src"
+        src_dir.mkdir()
+        write_unity_bvh(src_dir / "bent_backwards.bvh", humanoid_source_motion(knee_sign=1.0))
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 1
+        cap = capsys.readouterr()
+        assert "REFUSED  bent_backwards.bvh" in cap.out and "clamped_pct 100.0% > 25%" in cap.out
+        assert "every clip was refused" in cap.err and "\n" not in cap.err.strip()
+        assert sorted(x.name for x in (tmp_path / "ds").iterdir()) == ["import_report.csv"]
+        assert main(["import", "--format", "bvh", "--accept-all", str(src_dir), str(tmp_path / "ds")]) == 0
+        rows = list(csv.DictReader(open(tmp_path / "ds" / "import_report.csv")))
+        assert rows[0]["status"] == "accepted" and "clamped_pct" in rows[0]["reasons"]
+        assert float(rows[0]["clamp_max_deg"]) == pytest.approx(85.0, abs=0.5)
+        # importing again without --accept-all removes the clip the earlier import wrote
+        assert (tmp_path / "ds" / "bent_backwards.txt").exists()
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 1
+        assert not (tmp_path / "ds" / "bent_backwards.txt").exists()
+
+    def test_degenerate_hinge_is_refused(self):
+        from motion.importers.quality import refusal_reasons
+
+        rep = {"_hinge_std": {"right_knee": 0.0, "left_knee": 12.0}, "_source_bend_std": {"right_knee": 9.0}}
+        assert refusal_reasons(rep) == ["right_knee is constant (std 0.00 deg) while the source bends it (std 9.0 deg)"]
+        assert refusal_reasons({"bone_err_mean_deg": 3.0, "contact_agreement": 0.9, "penetrate_mm": float("nan")}) == []
+
+    def test_round_trip_through_export(self, tmp_path):
+        from loop.cli import main
+        from motion.importers.bvh import bvh_fit
+
+        src_dir = tmp_path / "src"
+        src_dir.mkdir()
+        write_unity_bvh(src_dir / "take.bvh", humanoid_source_motion(t=12))
+        assert main(["import", "--format", "bvh", str(src_dir), str(tmp_path / "ds")]) == 0
+        assert main(["export", "--format", "bvh", str(tmp_path / "ds"), str(tmp_path / "bvh")]) == 0
+        assert main(["import", "--format", "bvh", str(tmp_path / "bvh"), str(tmp_path / "ds2")]) == 0
+        first = read_clip(tmp_path / "ds" / "take.txt").motion
+        again = read_clip(tmp_path / "ds2" / "take.txt").motion
+        assert np.abs(first.body_positions() - again.body_positions()).max() < 1e-3  # exact read-back, 6-decimal files
+        # the exported file fitted like any other skeleton: same joints, same hinges
+        refit = bvh_fit(tmp_path / "bvh" / "take.bvh", ground=False).motion
+        assert np.abs(refit.body_positions() - first.body_positions()).max() < 1e-3
+        assert np.abs(refit.joint_angles - first.joint_angles).max() < np.radians(0.5)
+
+    def test_position_channels_replace_offsets_only_when_they_hold_them(self, tmp_path):
+        from motion.importers.bvh import position_channels_absolute, read_bvh
+
+        assert position_channels_absolute(read_bvh(write_unity_bvh(tmp_path / "u.bvh", humanoid_source_motion(t=3))))
+        cmu = write_cmu_bvh(tmp_path / "c.bvh", [BVH_ARMS_DOWN])
+        assert not position_channels_absolute(read_bvh(cmu))
+
+
+class TestLabels:
+    def _dataset(self, tmp_path) -> Path:
+        src = tmp_path / "data"
+        src.mkdir()
+        m = humanoid_source_motion(t=4)
+        for name, content, style in (("dataset-1_walk_normal_001", 0, 0), ("dataset-1_walk-back_happy_002", 3, 1),
+                                     ("dataset-1_run_happy_001", 1, 1)):
+            write_unity_bvh(src / f"{name}.bvh", m)
+            (src / f"{name}.json").write_text(json.dumps({"content": content, "style": style}))
+        (tmp_path / "content_label.txt").write_text("dataset-1_walk\ndataset-1_run\ndataset-1_dash\ndataset-1_walk-back\n")
+        return src
+
+    def _names(self, d: Path) -> list[str]:
+        return sorted(p.name for p in d.glob("*.txt"))
+
+    def test_regex_sidecar_and_csv(self, tmp_path):
+        from loop.cli import main
+
+        src = self._dataset(tmp_path)
+        common = ["import", "--format", "bvh", "--accept-all", str(src)]
+        assert main(common + [str(tmp_path / "a"), "--label-regex", "dataset-1_(?P<label>[^_]+)_"]) == 0
+        assert self._names(tmp_path / "a") == ["run__dataset-1_run_happy_001.txt", "walk-back__dataset-1_walk-back_happy_002.txt",
+                                               "walk__dataset-1_walk_normal_001.txt"]
+        assert [r.motion.label for r in read_directory(tmp_path / "a")] == ["run", "walk-back", "walk"]
+        assert main(common + [str(tmp_path / "b"), "--label-sidecar", "content",
+                              "--label-list", str(tmp_path / "content_label.txt")]) == 0
+        assert [r.motion.label for r in read_directory(tmp_path / "b")] == [
+            "dataset-1_run", "dataset-1_walk-back", "dataset-1_walk"]
+        (tmp_path / "labels.csv").write_text("file,label\ndataset-1_walk_normal_001.bvh,stroll\n"
+                                             "dataset-1_walk-back_happy_002,backwards\ndataset-1_run_happy_001.bvh,jog\n")
+        assert main(common + [str(tmp_path / "c"), "--label-csv", str(tmp_path / "labels.csv")]) == 0
+        assert sorted(r.motion.label for r in read_directory(tmp_path / "c")) == ["backwards", "jog", "stroll"]
+
+    @pytest.mark.parametrize("extra,match", [
+        (["--label-regex", "nomatch_(?P<label>x)"], r"dataset-1_run_happy_001\.bvh: --label-regex .* does not match"),
+        (["--label-sidecar", "content"], r"dataset-1_run_happy_001\.json: content is an index \(1\); pass --label-list"),
+        (["--label-sidecar", "genre"], r"dataset-1_run_happy_001\.json: no key 'genre'"),
+        (["--label", "x", "--label-regex", "y"], r"choose one way of labelling, not --label and --label-regex"),
+        (["--label-csv", "LABELS"], r"dataset-1_run_happy_001\.bvh: not in the label CSV"),
+    ])
+    def test_label_errors_are_one_line(self, tmp_path, capsys, extra, match):
+        from loop.cli import main
+
+        src = self._dataset(tmp_path)
+        (tmp_path / "labels.csv").write_text("file,label\nother.bvh,x\n")
+        extra = [str(tmp_path / "labels.csv") if e == "LABELS" else e for e in extra]
+        assert main(["import", "--format", "bvh", str(src), str(tmp_path / "o")] + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err
+        import re as _re
+
+        assert _re.search(match, err), err
+
+
+BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-namco-1"
+
+
+def test_shipped_bandai_config(tmp_path):
+    """configs/bandai_namco.yaml is valid once its data.path holds an import, and says what is missing before."""
+    from loop.config import ConfigError, expand_arms, load_config
+
+    cfg_path = Path(__file__).resolve().parents[1] / "configs" / "bandai_namco.yaml"
+    with pytest.raises(ConfigError, match=r"'data.path': directory .*does not exist"):
+        load_config(cfg_path, [f"data.path={tmp_path / 'not_imported'}"])
+    cfg = load_config(cfg_path, [f"data.path={tmp_path}"])
+    assert cfg.data.path == str(tmp_path) and len(expand_arms(cfg)) == 3
+
+
+class TestBandaiNamco:
+    """The real dataset, when it is on this machine (never copied into the repository)."""
+
+    def test_real_clips(self, tmp_path):
+        if not (BANDAI / "data").is_dir():
+            pytest.skip(f"Bandai Namco Research Motion Dataset 1 not found at {BANDAI} (see README: Importing your own mocap)")
+        from motion.importers import import_dataset
+        from motion.importers.labels import LabelRule
+
+        src = tmp_path / "src"
+        src.mkdir()
+        for stem in ("dataset-1_walk_normal_001", "dataset-1_run_normal_001", "dataset-1_byebye_normal_001"):
+            for ext in (".bvh", ".json"):
+                (src / f"{stem}{ext}").symlink_to(BANDAI / "data" / f"{stem}{ext}")
+        recs = import_dataset(src, tmp_path / "ds", "bvh",
+                              labels=LabelRule(sidecar_key="content", label_list=str(BANDAI / "cfg" / "content_label.txt")))
+        assert [r.label for r in recs] == ["dataset-1_byebye", "dataset-1_run", "dataset-1_walk"]
+        for r in recs:
+            assert r.target is not None and not r.refused, (r.source, r.refused)
+            assert r.report["bone_err_mean_deg"] < 5.0 and r.report["hinge_min_std_deg"] > 0.1
+            m = read_clip(r.target).motion
+            assert 0.80 < m.root_pos[:, 1].mean() < 0.95  # the bundled walk: 0.86 m
+        walk = read_clip(recs[2].target).motion
+        assert np.degrees(np.ptp(walk.joint_angles[:, REVOLUTE_JOINTS.index("right_knee")])) > 30.0
+
+
 # ==================================================================================== CLI
 class TestCli:
     def test_import_export_and_data_info(self, tmp_path, capsys):
@@ -555,7 +842,9 @@ class TestCli:
         write_cmu_bvh(src / "sub" / "run_02.bvh", [BVH_ARMS_DOWN] * 60, fps=30)
         assert main(["import", "--format", "bvh", str(src), str(tmp_path / "ds")]) == 0
         files = sorted(p.name for p in (tmp_path / "ds").iterdir())
-        assert files == ["sub-run_02.txt", "walk_01.txt"]
+        assert files == ["import_report.csv", "sub-run_02.txt", "walk_01.txt"]
+        report = list(csv.DictReader(open(tmp_path / "ds" / "import_report.csv")))
+        assert [r["status"] for r in report] == ["ok", "ok"] and float(report[0]["bone_err_mean_deg"]) < 1.0
         raws = read_directory(tmp_path / "ds")
         assert [r.motion.label for r in raws] == ["sub-run_02", "walk_01"]
         assert read_clip(tmp_path / "ds" / "walk_01.txt").motion.fps == pytest.approx(30.0)
@@ -566,7 +855,8 @@ class TestCli:
         assert main(["export", "--format", "bvh", str(tmp_path / "ds"), str(tmp_path / "bvh")]) == 0
         assert sorted(p.name for p in (tmp_path / "bvh").iterdir()) == ["sub-run_02.bvh", "walk_01.bvh"]
         assert main(["import", "--format", "bvh", "--label", "walk", str(tmp_path / "bvh"), str(tmp_path / "ds2")]) == 0
-        assert sorted(p.name for p in (tmp_path / "ds2").iterdir()) == ["walk__sub-run_02.txt", "walk__walk_01.txt"]
+        assert sorted(p.name for p in (tmp_path / "ds2").iterdir()) == [
+            "import_report.csv", "walk__sub-run_02.txt", "walk__walk_01.txt"]
         again = read_clip(tmp_path / "ds2" / "walk__walk_01.txt").motion
         first = read_clip(tmp_path / "ds" / "walk_01.txt").motion
         assert np.abs(first.body_positions() - again.body_positions()).max() < 1e-3  # 6-decimal files

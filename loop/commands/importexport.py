@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--up", choices=["y", "z"], default="y", help="bvh: up axis of the file (default y)")
     imp.add_argument("--units", choices=["auto", "m", "cm", "mm", "inch"], default="auto",
                      help="bvh: length unit (default: auto; only matters for reporting, the root is rescaled by leg length)")
-    imp.add_argument("--label", default=None, help="label for every clip (default: from each file name)")
+    imp.add_argument("--retarget", choices=["positions", "rotations"], default="positions",
+                     help="bvh: fit the humanoid to the source's joint positions (default; any rest pose) or re-express "
+                     "its rotations relative to its rest pose (the older path, exact for T-pose rests such as CMU)")
+    lab = imp.add_argument_group("labels (at most one; default: each clip is labelled by its file name)")
+    lab.add_argument("--label", default=None, help="one label for every clip")
+    lab.add_argument("--label-regex", metavar="PATTERN", default=None,
+                     help="label = the group 'label' (or the first group) of PATTERN searched in the file name, "
+                     "e.g. 'dataset-1_(?P<label>[^_]+)_'")
+    lab.add_argument("--label-sidecar", metavar="KEY", default=None,
+                     help="label = KEY of the JSON file beside each source (same name, .json); an integer indexes --label-list")
+    lab.add_argument("--label-list", metavar="FILE", default=None, help="labels, one per line, for --label-sidecar indices")
+    lab.add_argument("--label-csv", metavar="FILE", default=None,
+                     help="CSV with 'file' and 'label' columns (file: path under SRC, file name or stem)")
+    imp.add_argument("--accept-all", action="store_true",
+                     help="write clips that fail the quality thresholds too (marked 'accepted' in DST/import_report.csv)")
     imp.add_argument("--no-ground", action="store_true", help="do not shift clips so the lowest foot touches y=0")
     imp.set_defaults(func=run_import)
 
@@ -42,15 +57,49 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from motion.importers import import_directory
+    import time
 
-    written = import_directory(
-        args.src, args.dst, args.format, label=args.label, body_models=args.body_models, joint_map=args.joint_map,
-        up=args.up, units=args.units, ground=not args.no_ground,
-        **({"trust_pickle": True} if args.trust_pickle else {}),
+    from motion.importers import REPORT_NAME, import_dataset
+    from motion.importers.labels import LabelRule
+
+    rule = LabelRule(label=args.label, regex=args.label_regex, sidecar_key=args.label_sidecar,
+                     label_list=args.label_list, csv_path=args.label_csv)
+    t0 = time.perf_counter()
+    records = import_dataset(
+        args.src, args.dst, args.format, labels=rule, accept_all=args.accept_all, body_models=args.body_models,
+        joint_map=args.joint_map, up=args.up, units=args.units, ground=not args.no_ground, method=args.retarget,
+        trust_pickle=args.trust_pickle,
     )
-    print(f"wrote {len(written)} clip(s) to {args.dst} (inspect: sccl data info --path {args.dst})")
+    elapsed = time.perf_counter() - t0
+    for r in records:
+        print(format_record(r))
+    written = [r for r in records if r.target is not None]
+    refused = [r for r in records if r.target is None]
+    print(f"wrote {len(written)} clip(s) to {args.dst}, refused {len(refused)} ({len(records) / elapsed:.1f} clips/s); "
+          f"report: {args.dst}/{REPORT_NAME} (inspect: sccl data info --path {args.dst})")
+    if not written:
+        print("error: every clip was refused by the quality thresholds (see above; --accept-all writes them anyway)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def format_record(r) -> str:  # noqa: ANN001 - motion.importers.ClipRecord
+    """One line per clip: status, name, and the report's key figures."""
+    rep = r.report
+
+    def num(key: str, fmt: str) -> str:
+        v = rep.get(key)
+        return "-" if v is None or v != v else format(v, fmt)
+
+    status = "REFUSED" if r.target is None else ("accepted" if r.refused else "ok")
+    line = (f"{status:8s} {r.source.name}  label={r.label or '-'}  bone={num('bone_err_mean_deg', '.1f')}deg "
+            f"contacts={num('contact_agreement', '.0%')} float={num('float_mm', '.1f')}mm "
+            f"contact_float={num('contact_float_mm', '.1f')}mm penetrate={num('penetrate_mm', '.1f')}mm "
+            f"clamped={num('clamped_pct', '.0f')}%")
+    if r.refused:
+        line += "  reason: " + "; ".join(r.refused)
+    return line
 
 
 def run_export(args: argparse.Namespace) -> int:

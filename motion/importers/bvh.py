@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from motion.clip import Motion, MotionError
+from motion.importers.posefit import FitResult, PointMap
 from motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget
 from motion.kinematics import forward_kinematics
 from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
@@ -287,24 +288,48 @@ def default_joint_map(names: tuple[str, ...], where: str = "bvh") -> JointMap:
     return JointMap(entries)
 
 
-def load_joint_map(path: str | os.PathLike) -> JointMap:
-    """A joint map from JSON: ``{"root": "pelvis", "right_knee": {"joint": "rknee",
-    "end": "rankle", "mode": "bone"}, ...}``."""
+def _read_json(path: str | os.PathLike) -> object:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except OSError as exc:
         raise MotionError(f"{path}: cannot read joint map: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise MotionError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return JointMap.from_dict(data, str(path))
+
+
+def load_joint_map(path: str | os.PathLike) -> JointMap:
+    """A joint map from JSON: ``{"root": "pelvis", "right_knee": {"joint": "rknee",
+    "end": "rankle", "mode": "bone"}, ...}``."""
+    return JointMap.from_dict(_read_json(path), str(path))  # type: ignore[arg-type]
 
 
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254}
 
 
-def bvh_source(bvh: Bvh, *, up: str = "y", units: str = "auto") -> SourceMotion:
-    """World joint rotations and positions of a parsed BVH (metres, y-up)."""
+def position_channels_absolute(bvh: Bvh) -> bool:
+    """Whether the file's position channels *replace* the joints' OFFSETs instead of adding to them.
+
+    Files that put 6 channels on every joint (MotionBuilder / Unity exports, e.g. the Bandai
+    Namco dataset) store each joint's full local translation in its position channels: on the
+    joints that do not stretch, the channel values equal the OFFSET. Adding them would double
+    every bone. Detected when a non-root joint's position channels equal its (non-zero) OFFSET
+    on the first frame."""
+    trans = bvh.channel_translations()[0]
+    for i, j in enumerate(bvh.joints):
+        if j.parent < 0 or not any(c.endswith("position") for c in j.channels):
+            continue
+        scale = max(float(np.linalg.norm(j.offset)), 1e-9)
+        if np.linalg.norm(j.offset) > 1e-6 and np.linalg.norm(trans[i] - j.offset) < 1e-4 * scale + 1e-6:
+            return True
+    return False
+
+
+def bvh_source(bvh: Bvh, *, up: str = "y", units: str = "auto", end_sites: bool = False) -> SourceMotion:
+    """World joint rotations and positions of a parsed BVH (metres, y-up).
+
+    With ``end_sites``, each non-zero End Site becomes an extra joint ``<joint>_end`` (a toe
+    or head tip that some skeletons only have as an End Site)."""
     parents = [j.parent for j in bvh.joints]
     raw_rest = np.zeros((len(parents), 3))
     for i, p in enumerate(parents):
@@ -322,18 +347,32 @@ def bvh_source(bvh: Bvh, *, up: str = "y", units: str = "auto") -> SourceMotion:
     local = bvh.local_rotations()
     trans = bvh.channel_translations() * scale
     t, n = local.shape[:2]
-    world = np.empty((t, n, 3, 3))
-    pos = np.empty((t, n, 3))
-    rest = np.empty((n, 3))
+    names = list(bvh.names)
+    # local translation per frame: OFFSET + channels, or the channels alone (see above)
+    has_pos = np.array([any(c.endswith("position") for c in j.channels) for j in bvh.joints])
+    absolute = position_channels_absolute(bvh)
+    if absolute:
+        log.debug("%s: position channels hold full local translations (they replace the OFFSETs)", bvh.path)
+    local_t = np.where((has_pos & absolute)[None, :, None], trans, offsets[None] + trans)
+    ends = [(i, j.end_site * scale) for i, j in enumerate(bvh.joints)
+            if end_sites and j.end_site is not None and np.linalg.norm(j.end_site) > 1e-9]
+    world = np.empty((t, n + len(ends), 3, 3))
+    pos = np.empty((t, n + len(ends), 3))
+    rest = np.empty((n + len(ends), 3))
     for i, p in enumerate(parents):
         if p < 0:
             world[:, i] = local[:, i]
-            pos[:, i] = offsets[i] + trans[:, i]
+            pos[:, i] = local_t[:, i]
             rest[i] = offsets[i]
         else:
             world[:, i] = world[:, p] @ local[:, i]
-            pos[:, i] = pos[:, p] + np.einsum("tij,tj->ti", world[:, p], offsets[i] + trans[:, i])
+            pos[:, i] = pos[:, p] + np.einsum("tij,tj->ti", world[:, p], local_t[:, i])
             rest[i] = rest[p] + offsets[i]
+    for k, (i, end) in enumerate(ends):
+        world[:, n + k] = world[:, i]
+        pos[:, n + k] = pos[:, i] + np.einsum("tij,j->ti", world[:, i], end)
+        rest[n + k] = rest[i] + end
+        names.append(f"{bvh.joints[i].name}_end")
     if up == "z":
         from motion.importers.amass import Z_UP_TO_Y_UP as c
 
@@ -342,24 +381,89 @@ def bvh_source(bvh: Bvh, *, up: str = "y", units: str = "auto") -> SourceMotion:
         rest = rest @ c.T
     elif up != "y":
         raise MotionError(f"up must be 'y' or 'z', got {up!r}")
-    return SourceMotion(1.0 / bvh.frame_time, bvh.names, world, pos, rest, None, Path(bvh.path).name)
+    return SourceMotion(1.0 / bvh.frame_time, tuple(names), world, pos, rest, None, Path(bvh.path).name)
+
+
+RETARGET_METHODS = ("positions", "rotations")
+
+
+def is_sccl_export(bvh: Bvh) -> bool:
+    """Whether the file is a humanoid clip written by :func:`write_bvh` (same joints, same
+    offsets): such a file is read back exactly instead of being retargeted."""
+    if set(bvh.names) != set(EXPORT_NAMES.values()):
+        return False
+    sk = load_skeleton()
+    inv = {v: k for k, v in EXPORT_NAMES.items()}
+    chest = next(j for j in bvh.joints if inv[j.name] == "chest")
+    k = 0.01 if np.linalg.norm(chest.offset) > 5 else 1.0
+    return all(j.parent < 0 or np.allclose(j.offset * k, sk.joint_offsets[sk.index(inv[j.name])], atol=1e-5)
+               for j in bvh.joints)
+
+
+def resolve_point_map(names: tuple[str, ...], joint_map: "JointMap | PointMap | str | os.PathLike | None",
+                      where: str) -> PointMap:
+    """The position path's map: automatic, or from a JointMap / PointMap / JSON file."""
+    from motion.importers.posefit import auto_point_map
+
+    if joint_map is None:
+        return auto_point_map(names, where)
+    if isinstance(joint_map, PointMap):
+        return joint_map
+    if isinstance(joint_map, JointMap):
+        return PointMap.from_joint_map(joint_map)
+    return PointMap.from_dict(_read_json(joint_map), str(joint_map))
+
+
+def bvh_fit(
+    path: str | os.PathLike,
+    *,
+    joint_map: "JointMap | PointMap | str | os.PathLike | None" = None,
+    label: str | None = None,
+    up: str = "y",
+    units: str = "auto",
+    ground: bool = True,
+    bvh: Bvh | None = None,
+) -> "FitResult":
+    """Read a BVH file and fit the humanoid to its joint positions (with what the quality
+    report needs); see :mod:`motion.importers.posefit`."""
+    from motion.importers.posefit import fit_positions
+
+    bvh = bvh if bvh is not None else read_bvh(path)
+    pmap = resolve_point_map(bvh.names, joint_map, str(path))
+    src = bvh_source(bvh, up=up, units=units, end_sites=True)
+    return fit_positions(src, pmap, label=label, name=Path(path).name, ground=ground)
 
 
 def import_bvh(
     path: str | os.PathLike,
     *,
-    joint_map: JointMap | str | os.PathLike | None = None,
+    joint_map: "JointMap | PointMap | str | os.PathLike | None" = None,
     label: str | None = None,
     up: str = "y",
     units: str = "auto",
     ground: bool = True,
+    method: str = "positions",
 ) -> Motion:
-    """Read a BVH file and retarget it onto the humanoid."""
+    """Read a BVH file and retarget it onto the humanoid.
+
+    ``method="positions"`` (default) fits the humanoid to the source's world joint positions,
+    whatever its rest pose and local axes; ``"rotations"`` is the older path that re-expresses
+    world rotations relative to the source's rest pose (exact only for T-pose rests such as
+    CMU's). A humanoid BVH written by ``sccl export`` is read back exactly either way (and
+    not shifted: ``ground`` does not apply to it)."""
+    if method not in RETARGET_METHODS:
+        raise MotionError(f"retarget method must be one of {', '.join(RETARGET_METHODS)}, got {method!r}")
     bvh = read_bvh(path)
+    if is_sccl_export(bvh):  # already the humanoid, already grounded when it was imported: as written
+        return bvh_to_motion_exact(path, label=label)
+    if method == "positions":
+        return bvh_fit(path, joint_map=joint_map, label=label, up=up, units=units, ground=ground, bvh=bvh).motion
     if joint_map is None:
         jmap = default_joint_map(bvh.names, str(path))
     elif isinstance(joint_map, JointMap):
         jmap = joint_map
+    elif isinstance(joint_map, PointMap):
+        raise MotionError("the rotations method needs a JointMap, not a PointMap")
     else:
         jmap = load_joint_map(joint_map)
     src = bvh_source(bvh, up=up, units=units)
