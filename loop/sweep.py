@@ -140,6 +140,15 @@ def init_ray(cfg: ExperimentConfig) -> bool:
     return True
 
 
+def _total_need(arm: ArmSpec) -> dict[str, float]:
+    """Everything an arm's placement group reserves, summed (it must fit one node)."""
+    need: dict[str, float] = {}
+    for b in _bundles(arm.config):
+        for k, v in b.items():
+            need[k] = need.get(k, 0.0) + v
+    return need
+
+
 def _set_threads(cpus: float) -> None:
     import torch
 
@@ -482,6 +491,9 @@ class Driver:
                 refs[ref] = (arm, pg)
             while refs:
                 done, _ = ray.wait(list(refs), timeout=1.0)
+                if not done and time.time() - last_check > 10.0:  # see the generation-0 loop
+                    check_requests_feasible([(f"arm {a.name}", _total_need(a)) for a, _ in refs.values()])
+                    last_check = time.time()
                 for ref in done:
                     arm, pg = refs.pop(ref)
                     try:

@@ -220,3 +220,38 @@ def test_arm_resumes_a_gpu_checkpoint_on_its_own_device(tmp_path):
     for device in ("cpu", None):
         loaded = ArmRunner(arm, tmp_path, device=device)._load_generator(path)
         assert loaded.device == torch.device("cpu")
+
+
+@pytest.mark.slow  # two raylets: ~20-30 s on 2 busy cores
+def test_heterogeneous_two_node_cluster():
+    """A real two-node Ray cluster (``ray.cluster_utils.Cluster``, Ray's own multi-node test
+    harness): a CPU-only node larger than the GPU node. Sizing from the largest node asked for
+    4 CPUs + a GPU share that no node has (the driver then waited for ever), and the old fit
+    check combined the CPU node's CPUs with the GPU node's GPU."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from loop.placement import alive_nodes, check_fits_cluster, gen0_cpus
+
+    was = ray.is_initialized()
+    if was:
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 4, "num_gpus": 0})
+    try:
+        cluster.add_node(num_cpus=2, num_gpus=1)
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        cluster.wait_for_nodes()
+        nodes = alive_nodes()
+        assert sorted((n.get("CPU"), n.get("GPU", 0.0)) for n in nodes) == [(2.0, 1.0), (4.0, 0.0)]
+        arm = expand_arms(paper_grid("ray.arm_cpus=1", "ray.correction_workers=2"))[-1]  # 3 CPUs + 0.25 GPU
+        with pytest.raises(ConfigError, match=r"needs 3 CPU, 0\.25 GPU on one node"):
+            check_fits_cluster([arm])
+        cpus = gen0_cpus(arm.config, 1, nodes)
+        assert cpus == 2.0
+        probe = ray.remote(ray.get_gpu_ids).options(num_cpus=cpus, num_gpus=arm.config.ray.arm_gpus)
+        assert len(ray.get(probe.remote(), timeout=60)) == 1  # schedulable: lands on the GPU node
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        if was:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
