@@ -248,7 +248,8 @@ class Driver:
     def validate(self) -> None:
         """Bad input that would otherwise surface hours into a run, checked before anything is
         written or computed: the generator and corrector of every arm can be resolved, built
-        from their config (a failing plugin import is caught here), the real data loads, and
+        from their config (a failing plugin import is caught here; the generator on CPU, so the
+        driver needs no GPU), the configured device suits the arm's Ray resources, the real data loads, and
         the checkpoint an arm would resume from is readable and holds the right generator."""
         from correctors.registry import build_corrector
         from generators.base import read_state
