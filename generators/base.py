@@ -31,6 +31,10 @@ _META_KEY = "sccl"
 
 ProgressFn = Callable[[int, float], None]
 
+#: Config keys that say where/how a model runs rather than what it is: never stored in a
+#: checkpoint, and ignored in older checkpoints that stored them.
+RUNTIME_KEYS = ("device",)
+
 
 class CheckpointError(UserError):
     """A checkpoint cannot be used: truncated/corrupt, other format version, other kind,
@@ -110,10 +114,13 @@ class Generator(ABC):
             raise CheckpointError(f"{path}: {exc}") from None
 
     def _base_state(self, meta: dict, tensors: dict[str, np.ndarray]) -> dict:
+        # The device is where a model ran, not what it is: storing it would pin a resumed arm
+        # to it (a cuda run could not resume on a CPU box and a CPU run would ignore the GPU
+        # it is given). The loader puts the tensors on the loading process's device.
         return {
             "kind": self.name,
             "format_version": FORMAT_VERSION,
-            "config": _jsonable(self.config),
+            "config": _jsonable({k: v for k, v in self.config.items() if k not in RUNTIME_KEYS}),
             "meta": meta,
             "tensors": tensors,
         }
@@ -194,7 +201,9 @@ def load_generator(path: str | os.PathLike, *, expect: dict | None = None, devic
 
     ``expect`` optionally pins what the caller needs, e.g. ``{"kind": "diffusion",
     "preset": "small", "feature_shape": [30, 62]}``; any mismatch is a :class:`CheckpointError`.
-    ``device`` overrides the stored device (e.g. load a GPU-trained model on a CPU box)."""
+    ``device`` is where to put it (default: the generator's ``auto``, CUDA when available);
+    a device stored by an older checkpoint is ignored, so a checkpoint written on a GPU loads on
+    a CPU-only machine and the other way round."""
     from generators.registry import available_generators, build_generator
 
     state = read_state(path)
@@ -210,7 +219,7 @@ def load_generator(path: str | os.PathLike, *, expect: dict | None = None, devic
             have = state["config"].get(key)
         if _jsonable(have) != _jsonable(want):
             raise CheckpointError(f"{path}: checkpoint has {key} = {have!r}, expected {want!r}")
-    config = dict(state["config"])
+    config = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
     if device is not None:
         config["device"] = device
     try:

@@ -16,8 +16,18 @@ fake collapse). ``config["norm_mean"]``/``config["norm_std"]`` (62 numbers each)
 
 Determinism: weights are initialised and data order, diffusion steps, noise and dropout are
 drawn from the ``seed`` given to ``fit`` (global RNG state is saved and restored around it);
-``sample`` draws from a CPU ``torch.Generator`` seeded with its ``seed``. Same data, config and
-seed give bit-identical weights and samples on CPU.
+``sample`` draws its starting noise from a CPU ``torch.Generator`` seeded with its ``seed``.
+Same data, config and seed give bit-identical weights and samples **on CPU**. On a GPU the
+per-step randomness is drawn on the device (a CPU draw would cost a host-to-device copy every
+step), so GPU results are reproducible in distribution, not equal to CPU results; and CUDA
+kernels are not bit-reproducible by default. ``deterministic: true`` switches on
+``torch.use_deterministic_algorithms`` (and sets ``CUBLAS_WORKSPACE_CONFIG``) for repeatable
+GPU runs on the same GPU model and software, at a speed cost (see README).
+
+Fast paths (each off by default, each a config key; see :data:`generators.presets.COMMON`):
+``tf32`` (float32 matmuls at TF32/"high" precision), ``fused_adamw``, ``autocast: bf16``
+(training and sampling) and ``compile`` (``torch.compile`` of the training step's loss). Their
+CPU tests bound how far they move the loss and the samples (``tests/test_generators.py``).
 """
 
 from __future__ import annotations
@@ -113,6 +123,42 @@ class Denoiser(nn.Module):
 
 # ----------------------------------------------------------------------------- generator
 @contextmanager
+def _precision(cfg: dict) -> Iterator[None]:
+    """Apply the opt-in global numeric switches (TF32, deterministic kernels) for one
+    ``fit``/``sample`` call and restore the caller's settings after: they are process-wide in
+    torch, and several generators (or arms) may share a process."""
+    old_prec = torch.get_float32_matmul_precision()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_cudnn = torch.backends.cudnn.allow_tf32
+    try:
+        if cfg.get("tf32"):
+            torch.set_float32_matmul_precision("high")
+            torch.backends.cudnn.allow_tf32 = True
+        if cfg.get("deterministic"):
+            # cuBLAS needs a fixed workspace for repeatable results; it reads this variable when
+            # it creates its handle, so it is set before the first CUDA matmul of the process.
+            import os
+
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old_prec)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_det_warn)
+        torch.backends.cudnn.allow_tf32 = old_cudnn
+
+
+def _autocast(cfg: dict, device: torch.device):
+    """bf16 autocast around the network when ``autocast: bf16`` (else a no-op context)."""
+    from contextlib import nullcontext
+
+    if cfg.get("autocast") in (None, False, "off", "none"):
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@contextmanager
 def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed the global torch RNG (dropout, init) inside, restoring the caller's state after."""
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -145,6 +191,10 @@ class MotionDiffusion(Generator):
         self.std: np.ndarray | None = None
         self.total_steps = 0
         self._mean_t = self._std_t = None
+        #: foot-body index on the device, built once (a Python list index is copied to the
+        #: device on every use)
+        self._feet_t = torch.tensor(FOOT_BODIES, dtype=torch.long, device=self.device)
+        self._compiled_loss = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -186,9 +236,21 @@ class MotionDiffusion(Generator):
         return 0 if labels is None else int(labels.max()) + 1
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
+        extra = {"fused": True} if self.config.get("fused_adamw") else {}
         return torch.optim.AdamW(
-            self.model.parameters(), lr=float(self.config["lr"]), weight_decay=float(self.config["weight_decay"])
+            self.model.parameters(), lr=float(self.config["lr"]), weight_decay=float(self.config["weight_decay"]),
+            **extra,
         )
+
+    def _loss_fn(self):
+        """The training step's loss, compiled once per model when ``compile`` is set (the
+        backward pass is compiled with it by AOTAutograd)."""
+        if not self.config.get("compile"):
+            return self._loss
+        if self._compiled_loss is None or self._compiled_loss[0] is not self.model:
+            mode = self.config["compile"] if isinstance(self.config["compile"], str) else None
+            self._compiled_loss = (self.model, torch.compile(self._loss, mode=mode, dynamic=False))
+        return self._compiled_loss[1]
 
     # ----------------------------------------------------------------- validation
     def _check_x(self, x: np.ndarray) -> np.ndarray:
@@ -253,28 +315,35 @@ class MotionDiffusion(Generator):
         pos_all = self._positions(torch.from_numpy(x).to(dev)).detach() if geo else None
 
         gen = torch.Generator().manual_seed(int(seed))
+        # Per-step randomness on a GPU comes from a generator on the device: drawing it on the
+        # CPU and copying it over costs a host-to-device copy (and sync) per tensor per step.
+        # On CPU both are the same generator, so CPU results are unchanged.
+        dgen = gen if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(int(seed))
         n, bs = x.shape[0], min(int(cfg["batch_size"]), x.shape[0])
-        perm, cursor = torch.randperm(n, generator=gen), 0
+        # the permutation moves to the device once per epoch, not an index batch per step
+        perm, cursor = torch.randperm(n, generator=gen).to(dev), 0
         p_drop, tmax = float(cfg["cond_mask_prob"]), int(cfg["diffusion_steps"])
         every = max(1, int(cfg["progress_every"]))
         clip = float(cfg["grad_clip"])
         model, opt = self.model, self.optimizer
+        loss_fn = self._loss_fn()
         model.train()
         running, count, recent = torch.zeros((), device=dev), 0, []
         start = time.perf_counter()
-        with _seeded(seed, dev):
+        with _seeded(seed, dev), _precision(cfg):
             for step in range(1, steps + 1):
                 if cursor + bs > n:
-                    perm, cursor = torch.randperm(n, generator=gen), 0
-                idx = perm[cursor : cursor + bs]
+                    perm, cursor = torch.randperm(n, generator=gen).to(dev), 0
+                idx_d = perm[cursor : cursor + bs]
                 cursor += bs
-                t = torch.randint(0, tmax, (bs,), generator=gen)
-                noise = torch.randn((bs,) + self.feature_shape, generator=gen)
-                drop = torch.rand(bs, generator=gen) < p_drop
-                idx_d, t, noise, drop = idx.to(dev), t.to(dev), noise.to(dev), drop.to(dev)
+                t = torch.randint(0, tmax, (bs,), generator=dgen, device=dev)
+                noise = torch.randn((bs,) + self.feature_shape, generator=dgen, device=dev)
+                drop = torch.rand(bs, generator=dgen, device=dev) < p_drop
                 x0 = data[idx_d]
                 y = torch.where(drop, torch.full_like(y_all[idx_d], null), y_all[idx_d])
-                loss = self._loss(model, x0, t, noise, y, None if pos_all is None else pos_all[idx_d])
+                with _autocast(cfg, dev):
+                    loss = loss_fn(model, x0, t, noise, y, None if pos_all is None else pos_all[idx_d])
+                loss = loss.float()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip > 0:
@@ -306,7 +375,7 @@ class MotionDiffusion(Generator):
         cfg = self.config
         ab = self._ab[t][:, None, None]
         xt = ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
-        pred = model(xt, t, y)
+        pred = model(xt, t, y).float()  # float32 losses and FK under bf16 autocast too
         loss = torch.mean((pred - x0) ** 2)
         if pos_gt is not None:
             pos = self._positions(pred * self._std_t + self._mean_t)
@@ -316,9 +385,9 @@ class MotionDiffusion(Generator):
             if float(cfg["lambda_vel"]) > 0:
                 loss = loss + float(cfg["lambda_vel"]) * torch.mean((vel - vel_gt) ** 2)
             if float(cfg["lambda_foot"]) > 0:
-                feet = list(FOOT_BODIES)
-                contact = (vel_gt[:, :, feet].norm(dim=-1) * self.fps < float(cfg["foot_contact_speed"])).float()
-                loss = loss + float(cfg["lambda_foot"]) * torch.mean(contact[..., None] * vel[:, :, feet] ** 2)
+                feet_gt, feet = vel_gt.index_select(2, self._feet_t), vel.index_select(2, self._feet_t)
+                contact = (feet_gt.norm(dim=-1) * self.fps < float(cfg["foot_contact_speed"])).float()
+                loss = loss + float(cfg["lambda_foot"]) * torch.mean(contact[..., None] * feet ** 2)
         return loss
 
     # ----------------------------------------------------------------- sampling
@@ -328,11 +397,12 @@ class MotionDiffusion(Generator):
         b = xt.shape[0]
         tt = torch.full((b,), t, device=self.device, dtype=torch.long)
         null = torch.full((b,), self.num_labels, device=self.device, dtype=torch.long)
-        if y is None:
-            return self.model(xt, tt, null)
-        if scale == 1.0:
-            return self.model(xt, tt, y)
-        out = self.model(torch.cat([xt, xt]), torch.cat([tt, tt]), torch.cat([y, null]))
+        with _autocast(self.config, self.device):
+            if y is None:
+                return self.model(xt, tt, null).float()
+            if scale == 1.0:
+                return self.model(xt, tt, y).float()
+            out = self.model(torch.cat([xt, xt]), torch.cat([tt, tt]), torch.cat([y, null])).float()
         cond, uncond = out[:b], out[b:]
         return uncond + scale * (cond - uncond)
 
@@ -350,8 +420,16 @@ class MotionDiffusion(Generator):
         eta = float(self.config["ddim_eta"])
         gen = torch.Generator().manual_seed(int(seed))
         noise = torch.randn((n,) + self.feature_shape, generator=gen)
+        # DDPM-style noise (eta > 0) on a GPU: drawn on the device (see ``fit``)
+        dgen = gen if self.device.type == "cpu" else torch.Generator(device=self.device).manual_seed(int(seed))
         ts = ddim_timesteps(int(self.config["diffusion_steps"]), k)
         self.model.eval()
+        with _precision(self.config):
+            return self._sample_batches(noise, labels, ts, scale, eta, dgen)
+
+    def _sample_batches(self, noise: torch.Tensor, labels: np.ndarray | None, ts: list[int], scale: float,
+                        eta: float, gen: torch.Generator) -> np.ndarray:
+        n = noise.shape[0]
         out = []
         bsz = max(1, int(self.config["sample_batch"]))
         for a in range(0, n, bsz):
@@ -367,7 +445,7 @@ class MotionDiffusion(Generator):
                 sigma = eta * torch.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
                 x = ab_prev.sqrt() * x0 + torch.sqrt(torch.clamp(1 - ab_prev - sigma**2, min=0.0)) * eps
                 if eta > 0:
-                    x = x + sigma * torch.randn(x.shape, generator=gen).to(self.device)
+                    x = x + sigma * torch.randn(x.shape, generator=gen, device=gen.device).to(self.device)
             out.append((x * self._std_t + self._mean_t).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0,) + self.feature_shape, np.float32)
 

@@ -38,7 +38,16 @@ COMMON: dict = {
     "num_labels": None,  # default: len(label_names), else max(labels)+1 of the first fit
     "sample_batch": 256,  # samples denoised together (memory bound)
     "progress_every": 10,  # steps between progress callbacks
+    # Opt-in speed paths (off: the reference numerics; CPU tests bound their effect, see README)
+    "tf32": False,  # float32 matmuls at "high" precision (TF32 on Ampere+ GPUs)
+    "fused_adamw": False,  # AdamW(fused=True): one kernel for the whole optimiser step
+    "autocast": None,  # "bf16": bfloat16 autocast of the network in training and sampling
+    "compile": False,  # torch.compile the training step's loss: true or a mode ("reduce-overhead", ...)
+    "deterministic": False,  # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG (GPU repeatability)
 }
+
+#: Accepted values of ``compile`` (besides false/true).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 PRESETS: dict[str, dict] = {
     "tiny": {"layers": 2, "width": 64, "heads": 4, "ff_size": 128, "batch_size": 32, "lr": 1e-3,
@@ -65,6 +74,14 @@ def resolve_config(config: dict | None) -> dict:
     for key in ("layers", "width", "heads", "ff_size", "batch_size", "diffusion_steps", "sample_steps"):
         if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 1:
             raise GeneratorConfigError(f"{key} must be a positive integer, got {out[key]!r}")
+    for key in ("tf32", "fused_adamw", "deterministic"):
+        if not isinstance(out[key], bool):
+            raise GeneratorConfigError(f"{key} must be true or false, got {out[key]!r}")
+    if out["autocast"] not in (None, False, "bf16"):
+        raise GeneratorConfigError(f"autocast must be null or 'bf16', got {out['autocast']!r}")
+    if not (isinstance(out["compile"], bool) or out["compile"] in COMPILE_MODES):
+        raise GeneratorConfigError(f"compile must be true, false or one of {', '.join(COMPILE_MODES)}, "
+                                   f"got {out['compile']!r}")
     if not 0.0 <= float(out["cond_mask_prob"]) < 1.0:
         raise GeneratorConfigError(f"cond_mask_prob must be in [0, 1), got {out['cond_mask_prob']!r}")
     return out

@@ -43,12 +43,16 @@ def derive_seed(seed: int, generation: int, purpose: str) -> int:
     return int(ss.generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def generator_config(cfg: ExperimentConfig, real: RealData | None = None) -> dict[str, Any]:
-    """The generator's config dict: preset + params, plus what the data implies."""
+def generator_config(cfg: ExperimentConfig, real: RealData | None = None, device: str | None = None) -> dict[str, Any]:
+    """The generator's config dict: preset + params, plus what the data implies. ``device``
+    (the diffusion model only) replaces the configured one: under Ray it is the device the
+    arm's reserved resources give it (:func:`loop.placement.task_device`)."""
     out = {"preset": cfg.generator.preset, **cfg.generator.params}
     if cfg.generator.name in ("gaussian", "gaussian_mixture"):
         out.pop("preset", None)
     elif cfg.generator.name == "diffusion":
+        if device is not None:
+            out["device"] = device
         out.setdefault("keep_optimizer", cfg.train.carry_optimizer)
         if real is not None and real.kind == "motion":
             out.setdefault("fps", real.fps)
@@ -149,8 +153,12 @@ class ArmRunner:
     """Runs (or resumes) one arm to its last generation."""
 
     def __init__(self, spec: ArmSpec, run_dir: Path, gen0_checkpoint: Path | None = None,
-                 on_record: Callable[[dict], None] | None = None) -> None:
+                 on_record: Callable[[dict], None] | None = None, device: str | None = None) -> None:
         self.spec = spec
+        #: torch device of the arm's generator (None: the configured one); under Ray, what the
+        #: arm's reserved resources give it. Checkpoints are loaded onto it, whatever device
+        #: wrote them.
+        self.device = device
         self.cfg = spec.config
         self.paths = ArmPaths(Path(run_dir) / "arms" / spec.name)
         self.gen0_checkpoint = gen0_checkpoint
@@ -170,12 +178,15 @@ class ArmRunner:
         from generators.registry import build_generator
 
         real = load_real_data(self.cfg.data, self.cfg.seed)
-        return build_generator(self.cfg.generator.name, generator_config(self.cfg, real))
+        return build_generator(self.cfg.generator.name, generator_config(self.cfg, real, self.device))
 
     def _load_generator(self, path: Path):
         from generators.base import load_generator
 
-        return load_generator(path, expect=expected_checkpoint(self.cfg))
+        device = self.device
+        if device is None and self.cfg.generator.name == "diffusion":
+            device = self.cfg.generator.params.get("device", "auto")
+        return load_generator(path, expect=expected_checkpoint(self.cfg), device=device)
 
     def _remove_stale_temps(self) -> None:
         """Temporary files of writes that a crash interrupted (never read; removed on restart,
@@ -244,7 +255,7 @@ class ArmRunner:
         if self.gen0_checkpoint is not None and Path(self.gen0_checkpoint).exists():
             log.info("%s: generation 0 shared from %s", self.spec.name, self.gen0_checkpoint)
             return self._load_generator(Path(self.gen0_checkpoint))
-        return train_generation0(self.spec, real, status, timings=self.timings)
+        return train_generation0(self.spec, real, status, timings=self.timings, device=self.device)
 
     def _train(self, gen, x: np.ndarray, y: np.ndarray | None, g: int, status: StatusWriter):
         cfg = self.cfg
@@ -403,12 +414,13 @@ def _pool_domain(pool: Any, name: str) -> str:
 
 
 def train_generation0(spec: ArmSpec, real: RealData, status: StatusWriter | None = None,
-                      timings: dict[str, float] | None = None):
-    """Train generation 0 on real data only (shared by every arm with the same gen0 key)."""
+                      timings: dict[str, float] | None = None, device: str | None = None):
+    """Train generation 0 on real data only (shared by every arm with the same gen0 key).
+    ``device``: see :func:`generator_config`."""
     from generators.registry import build_generator
 
     cfg = spec.config
-    gen = build_generator(cfg.generator.name, generator_config(cfg, real))
+    gen = build_generator(cfg.generator.name, generator_config(cfg, real, device))
 
     def progress(step: int, loss: float) -> None:
         if status is not None:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 import types
 import typing
@@ -102,7 +103,7 @@ class RaySection:
     address: str | None = None  #: None: RAY_ADDRESS if set, else an embedded local Ray
     num_cpus: int | None = None  #: CPUs of the embedded Ray (None = all)
     arm_cpus: float = 1.0  #: CPUs reserved for each arm's training/sampling
-    arm_gpus: float = 0.0  #: GPU fraction per arm
+    arm_gpus: float = 0.0  #: GPUs per arm: 0 (CPU), a fraction ≤ 1 (several arms share a GPU) or 1
     correction_workers: int = 1  #: PyBullet actors per arm (0 = correct in the arm's process)
     worker_cpus: float = 1.0  #: CPUs per correction actor
     correction_batch: int = 16  #: clips per actor call
@@ -152,7 +153,9 @@ class ExperimentConfig:
             ("eval.every", self.eval.every >= 1, "an integer >= 1"),
             ("eval.evaluator_steps", self.eval.evaluator_steps >= 1, "an integer >= 1"),
             ("ray.arm_cpus", self.ray.arm_cpus >= 0, "a number >= 0"),
-            ("ray.arm_gpus", self.ray.arm_gpus >= 0, "a number >= 0"),
+            ("ray.arm_gpus", _valid_arm_gpus(self.ray.arm_gpus),
+             "0, a fraction <= 1 (several arms share one GPU) or 1; more than one GPU per arm is refused "
+             "because an arm trains one model on one device (no data parallelism), so extra GPUs would sit idle"),
             ("ray.correction_workers", self.ray.correction_workers >= 0, "an integer >= 0"),
             ("ray.worker_cpus", self.ray.worker_cpus >= 0, "a number >= 0"),
             ("ray.correction_batch", self.ray.correction_batch >= 1, "an integer >= 1"),
@@ -182,6 +185,15 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _valid_arm_gpus(value: Any) -> bool:
+    """Ray accepts a fraction ≤ 1 or a whole number of GPUs per task. An arm trains one model
+    on one device (no data parallelism), so a whole number above 1 would only hold GPUs idle:
+    refused, like anything that is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return 0 <= value <= 1
 
 
 @dataclass

@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 
 from loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
+from loop.placement import (alive_nodes, bundles as _bundles, check_device, check_fits_cluster,
+                            check_requests_feasible, gen0_cpus, task_device)
 from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
 from generators.base import CheckpointError
 from loop.realdata import load_real_data
@@ -162,32 +164,13 @@ def _drop_default_token_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
 
 
-def _bundles(cfg: ExperimentConfig) -> list[dict[str, float]]:
-    head: dict[str, float] = {"CPU": max(cfg.ray.arm_cpus, 0.01)}
-    if cfg.ray.arm_gpus > 0:
-        head["GPU"] = cfg.ray.arm_gpus
-    bundles = [head]
-    if cfg.corrector.name != "none" and cfg.ray.correction_workers > 0 and cfg.ray.worker_cpus > 0:
-        bundles += [{"CPU": cfg.ray.worker_cpus}] * cfg.ray.correction_workers
-    return bundles
-
-
-def check_fits_cluster(arms: list[ArmSpec]) -> None:
-    """Refuse (before any compute) an arm whose resources no node of the cluster can hold."""
-    import ray
-
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    best_cpu = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
-    best_gpu = max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0)
-    for arm in arms:
-        need_cpu = sum(b.get("CPU", 0.0) for b in _bundles(arm.config))
-        need_gpu = sum(b.get("GPU", 0.0) for b in _bundles(arm.config))
-        if need_cpu > best_cpu + 1e-9 or need_gpu > best_gpu + 1e-9:
-            raise ConfigError(
-                f"arm {arm.name}: needs {need_cpu:g} CPUs and {need_gpu:g} GPUs on one node "
-                f"(ray.arm_cpus + ray.correction_workers x ray.worker_cpus), but the largest node has "
-                f"{best_cpu:g} CPUs and {best_gpu:g} GPUs; lower ray.correction_workers or ray.worker_cpus"
-            )
+def _total_need(arm: ArmSpec) -> dict[str, float]:
+    """Everything an arm's placement group reserves, summed (it must fit one node)."""
+    need: dict[str, float] = {}
+    for b in _bundles(arm.config):
+        for k, v in b.items():
+            need[k] = need.get(k, 0.0) + v
+    return need
 
 
 def _set_threads(cpus: float) -> None:
@@ -196,17 +179,26 @@ def _set_threads(cpus: float) -> None:
     torch.set_num_threads(max(1, int(round(cpus))))
 
 
+def _task_device(spec: ArmSpec, who: str) -> str | None:
+    """The arm's torch device inside its Ray task: follows the GPUs Ray reserved for it (see
+    :mod:`loop.placement`). None for generators without a device (the Gaussian toys)."""
+    if spec.config.generator.name != "diffusion":
+        return None
+    return task_device(spec.config.generator.params.get("device", "auto"), who)
+
+
 def _gen0_task(spec: ArmSpec, out: str, cpus: float) -> str:
     _set_threads(cpus)
     real = load_real_data(spec.config.data, spec.config.seed)
-    gen = train_generation0(spec, real)
+    gen = train_generation0(spec, real, device=_task_device(spec, f"generation 0 of {spec.name}"))
     gen.save(Path(out))
     return out
 
 
 def _arm_task(spec: ArmSpec, run_dir: str, gen0: str | None) -> dict[str, Any]:
     _set_threads(spec.config.ray.arm_cpus)
-    return ArmRunner(spec, Path(run_dir), Path(gen0) if gen0 else None).run()
+    return ArmRunner(spec, Path(run_dir), Path(gen0) if gen0 else None,
+                     device=_task_device(spec, f"arm {spec.name}")).run()
 
 
 # ---------------------------------------------------------------------------- driver
@@ -299,7 +291,8 @@ class Driver:
     def validate(self) -> None:
         """Bad input that would otherwise surface hours into a run, checked before anything is
         written or computed: the generator and corrector of every arm can be resolved, built
-        from their config (a failing plugin import is caught here), the real data loads, and
+        from their config (a failing plugin import is caught here; the generator on CPU, so the
+        driver needs no GPU), the configured device suits the arm's Ray resources, the real data loads, and
         the checkpoint an arm would resume from is readable and holds the right generator."""
         from correctors.registry import build_corrector
         from generators.base import read_state
@@ -312,10 +305,16 @@ class Driver:
             where = f"arm {arm.name}: " if len(self.arms) > 1 else ""
             key = json.dumps([dataclasses.asdict(c.generator), dataclasses.asdict(c.corrector)], sort_keys=True,
                              default=str)
+            check_device(c)  # the device against the arm's Ray resources (no GPU needed here)
             if key not in built:
                 built.add(key)
                 try:
-                    build_generator(c.generator.name, generator_config(c))
+                    # Built on CPU: the driver never trains, so a CPU-only head validates a GPU
+                    # sweep and a GPU head holds no CUDA context for the whole sweep.
+                    gcfg = generator_config(c)
+                    if c.generator.name == "diffusion":
+                        gcfg["device"] = "cpu"
+                    build_generator(c.generator.name, gcfg)
                 except UserError as exc:
                     raise ConfigError(f"{where}config key 'generator': {exc}") from None
                 try:
@@ -504,17 +503,24 @@ class Driver:
             arm_remote = ray.remote(_arm_task)
             gen0_refs = []
             jobs = self._gen0_jobs(pending)
-            # generation 0 runs before any arm: spread the largest node's CPUs over its jobs
-            # (one shared gen-0 model on a laptop gets every core, not just an arm's share)
-            node_cpus = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+            # generation 0 runs before any arm: spread the CPUs of the largest node that can
+            # hold the request (its GPU share included) over the jobs (see loop.placement)
+            nodes = alive_nodes()
+            gen0_needs: dict[Any, tuple[str, dict[str, float]]] = {}
             for key, arm in jobs.items():
-                cpus = max(arm.config.ray.arm_cpus, float(int(node_cpus // max(1, len(jobs)))), 0.01)
+                cpus = gen0_cpus(arm.config, len(jobs), nodes)
                 opts = {"num_cpus": cpus, "num_gpus": arm.config.ray.arm_gpus}
-                gen0_refs.append(gen0_remote.options(**opts).remote(arm, str(self.gen0_path(arm)), cpus))
+                ref = gen0_remote.options(**opts).remote(arm, str(self.gen0_path(arm)), cpus)
+                gen0_refs.append(ref)
+                gen0_needs[ref] = (f"generation 0 of arm {arm.name}", {"CPU": cpus, "GPU": arm.config.ray.arm_gpus})
+            last_check = time.time()
             while gen0_refs:
                 done, gen0_refs = ray.wait(gen0_refs, timeout=1.0)
                 for ref in done:
                     ray.get(ref)
+                if time.time() - last_check > 10.0:  # a node that left must not leave us waiting for ever
+                    check_requests_feasible([gen0_needs[r] for r in gen0_refs])
+                    last_check = time.time()
                 progress.update({a.name: {"phase": "gen0", "generation": 0} for a in pending})
             refs: dict[Any, tuple[ArmSpec, Any]] = {}
             # longest arms first (physics correction, then more synthetic data), so that on a
@@ -530,6 +536,9 @@ class Driver:
                 refs[ref] = (arm, pg)
             while refs:
                 done, _ = ray.wait(list(refs), timeout=1.0)
+                if not done and time.time() - last_check > 10.0:  # see the generation-0 loop
+                    check_requests_feasible([(f"arm {a.name}", _total_need(a)) for a, _ in refs.values()])
+                    last_check = time.time()
                 for ref in done:
                     arm, pg = refs.pop(ref)
                     try:

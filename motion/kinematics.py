@@ -79,6 +79,23 @@ def local_rotations(joint_rot_mats: Any, joint_angles: Any) -> list:
     return out
 
 
+_OFFSETS_CACHE: dict = {}
+
+
+def _torch_offsets(offsets: np.ndarray, dtype: Any, device: Any) -> Any:
+    """The skeleton's joint offsets as a tensor, converted once per (dtype, device): a fresh
+    conversion is a host-to-device copy on every FK call (every training step of the
+    diffusion model's geometric losses)."""
+    import torch
+
+    key = (id(offsets), dtype, str(device))
+    hit = _OFFSETS_CACHE.get(key)
+    if hit is None or hit[0] is not offsets:
+        with torch.inference_mode(False):  # a cached inference tensor could not join autograd later
+            hit = _OFFSETS_CACHE[key] = (offsets, torch.as_tensor(offsets, dtype=dtype, device=device))
+    return hit[1]
+
+
 def forward_kinematics_matrices(root_pos: Any, root_mat: Any, joint_rot_mats: Any, joint_angles: Any) -> Kinematics:
     """FK from rotation matrices; works for numpy arrays and torch tensors alike.
 
@@ -91,7 +108,7 @@ def forward_kinematics_matrices(root_pos: Any, root_mat: Any, joint_rot_mats: An
     if _is_torch(root_pos):
         import torch
 
-        offsets = torch.as_tensor(sk.joint_offsets, dtype=root_pos.dtype, device=root_pos.device)
+        offsets = _torch_offsets(sk.joint_offsets, root_pos.dtype, root_pos.device)
     else:
         offsets = sk.joint_offsets
     world_rot: list = []

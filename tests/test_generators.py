@@ -337,3 +337,65 @@ def test_sample_cli(trained, tmp_path, capsys):
     toy = build_generator("gaussian", {})
     toy.fit(np.zeros((3, 2)) + np.arange(3)[:, None], None, 0, seed=0)
     assert main(["sample", str(toy.save(tmp_path / "toy.safetensors")), "--out", str(out)]) == 2
+
+
+# ------------------------------------------------------------------- fast paths (issue 18)
+#: Stated tolerances of the opt-in fast paths against the reference numerics, for the same
+#: data, seed and 60 tiny-preset steps: |Δ final loss| / loss and the RMS difference of the
+#: samples relative to their standard deviation. Measured on CPU (torch 2.13): tf32 0 / 0,
+#: fused_adamw 1e-7 / 5e-7, bf16 autocast 2e-4 / 8e-3, compile 0 / 5e-7.
+FAST_TOLERANCE = {"tf32": (1e-3, 1e-2), "fused_adamw": (1e-5, 1e-4), "autocast": (1e-2, 5e-2),
+                  "compile": (1e-5, 1e-4)}
+FAST_PARAMS = {"tf32": {"tf32": True}, "fused_adamw": {"fused_adamw": True}, "autocast": {"autocast": "bf16"},
+               "compile": {"compile": True}}
+
+
+@pytest.fixture(scope="module")
+def reference_run(two_classes):
+    x, y = two_classes
+    g = tiny()
+    loss = g.fit(x, y, 60, seed=0)["loss"]
+    return loss, g.sample(16, np.arange(16) % 2, seed=1)
+
+
+@pytest.mark.parametrize("path", [
+    "tf32", "fused_adamw", "autocast",
+    pytest.param("compile", marks=pytest.mark.slow),  # ~90 s of compilation on 2 busy cores
+])
+def test_fast_paths_stay_within_tolerance(two_classes, reference_run, path):
+    x, y = two_classes
+    ref_loss, ref_samples = reference_run
+    g = tiny(**FAST_PARAMS[path])
+    loss = g.fit(x, y, 60, seed=0)["loss"]
+    samples = g.sample(16, np.arange(16) % 2, seed=1)
+    loss_tol, sample_tol = FAST_TOLERANCE[path]
+    assert abs(loss - ref_loss) / ref_loss <= loss_tol
+    rms = float(np.sqrt(np.mean((samples - ref_samples) ** 2)))
+    assert rms <= sample_tol * float(ref_samples.std())
+    assert np.isfinite(samples).all() and samples.dtype == np.float32
+
+
+def test_numeric_switches_are_restored_after_fit_and_sample(two_classes):
+    """TF32 and deterministic kernels are process-wide in torch: a generator that uses them
+    must not change them for the other generators (arms) of the process."""
+    x, y = two_classes
+    before = (torch.get_float32_matmul_precision(), torch.are_deterministic_algorithms_enabled())
+    g = tiny(tf32=True, deterministic=True)
+    g.fit(x, y, 3, seed=0)
+    g.sample(2, np.array([0, 1]), seed=0)
+    assert (torch.get_float32_matmul_precision(), torch.are_deterministic_algorithms_enabled()) == before
+
+
+def test_deterministic_mode_changes_nothing_on_cpu(two_classes, reference_run):
+    x, y = two_classes
+    g = tiny(deterministic=True)
+    assert g.fit(x, y, 60, seed=0)["loss"] == reference_run[0]
+    np.testing.assert_array_equal(g.sample(16, np.arange(16) % 2, seed=1), reference_run[1])
+
+
+@pytest.mark.parametrize("key,value,match", [("autocast", "fp16", "autocast must be null or 'bf16'"),
+                                             ("compile", "fast", "compile must be"),
+                                             ("tf32", 1, "tf32 must be true or false")])
+def test_bad_fast_path_params(key, value, match):
+    with pytest.raises(UserError, match=match):
+        tiny(**{key: value})
