@@ -106,8 +106,6 @@ def forward_kinematics_matrices(root_pos: Any, root_mat: Any, joint_rot_mats: An
     sk = load_skeleton()
     locals_ = local_rotations(joint_rot_mats, joint_angles)
     if _is_torch(root_pos):
-        import torch
-
         offsets = _torch_offsets(sk.joint_offsets, root_pos.dtype, root_pos.device)
     else:
         offsets = sk.joint_offsets
