@@ -45,6 +45,7 @@ from motion.clip import Motion
 from motion.errors import UserError
 from motion.kinematics import body_lowest_points, forward_kinematics
 from motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
+from simulators.contact import ContactAccounting, constraint_wrench_world
 from simulators.reference import Reference, resample
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class SimConfig:
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
         assist_erp: error-reduction parameter of the assist constraint (stiffness, 0..1].
+        assist_in_flight: keep the assist on while no body touches the ground (legacy: True).
+            False turns it off for every control step that follows a step without contact,
+            so nothing holds the body up in flight.
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
         fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
             higher than this (crawls, rolls and get-ups legitimately touch the ground).
@@ -110,6 +114,7 @@ class SimConfig:
     torque_scale: float = 1.0
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
+    assist_in_flight: bool = True
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -129,7 +134,9 @@ class SimConfig:
         for key, value in config.items():
             default = known[key].default
             try:
-                if isinstance(default, bool):
+                if isinstance(default, str):
+                    kwargs[key] = str(value)
+                elif isinstance(default, bool):
                     if isinstance(value, str):
                         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                             raise ValueError(value)
@@ -186,7 +193,7 @@ class TrackResult:
     frames_simulated: int
     body_error_m: np.ndarray  # (F,) mean body-position error per simulated frame
     root_rel_error_m: np.ndarray  # (F,) the same after removing the root offset
-    assist_fraction_g: float  # mean |F_assist| / (m g) over steps
+    assist_fraction_g: float  # mean |F_assist| / (m g) over control steps
     steps: int
     step_seconds: float  # wall time inside stepSimulation
     total_seconds: float  # wall time of the whole track() call
@@ -239,6 +246,7 @@ class HumanoidSim:
         cid = self._cid
         cfg = self.config
         import pybullet_data
+        import scipy.optimize  # noqa: F401 - the contact accounting's NNLS; loaded here, not mid-track
 
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
         p.setGravity(0.0, -GRAVITY, 0.0, physicsClientId=cid)
@@ -395,7 +403,14 @@ class HumanoidSim:
                    physicsClientId=cid)
         ref_pos = ref.root_pos.tolist()
         ref_rot = ref.root_rot.tolist()
-        assist_samples: list = []
+        # Contact-consistency accounting of the assist, every control step (simulators.contact).
+        weight = GRAVITY * self.total_mass
+        accounting = ContactAccounting(weight=weight, mu=cfg.friction)
+        get_contacts = p.getContactPoints
+        get_base = p.getBasePositionAndOrientation
+        plane = self.plane
+        in_contact = True  # no contact query before the first step; the reference starts grounded
+        assist_on = True
         joints, kps, kds, forces = self._joints, self._kps, self._kds, self._forces
         stable_pd = p.STABLE_PD_CONTROL
         set_motors = p.setJointMotorControlMultiDofArray
@@ -421,8 +436,6 @@ class HumanoidSim:
                     rec_root_pos.append(pos)
                     rec_root_rot.append(orn)
                     rec_joints.append(jstates)
-                    if assist and k > 0:
-                        assist_samples.append(get_cstate(constraint, physicsClientId=cid)[:3])
                     if len(rec_root_pos) - checked >= check_every or f == motion.num_frames - 1:
                         chunk = self._chunk(rec_root_pos, rec_root_rot, rec_joints, checked)
                         status = self._check(chunk, ref_kin.positions, ref_low, checked)
@@ -443,19 +456,28 @@ class HumanoidSim:
                            targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds,
                            physicsClientId=cid)
                 if assist:
-                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap, physicsClientId=cid)
+                    assist_on = in_contact or cfg.assist_in_flight
+                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap if assist_on else 0.0,
+                           physicsClientId=cid)
                 t0 = perf()
                 step(physicsClientId=cid)
                 step_seconds += perf() - t0
                 steps += 1
+                root_pos, root_orn = get_base(body, physicsClientId=cid)
+                wrench = None
+                if assist:  # a constraint at maxForce 0 applies nothing
+                    wrench = constraint_wrench_world(get_cstate(constraint, physicsClientId=cid), root_orn) \
+                        if assist_on else np.zeros(6)
+                in_contact = accounting.add(wrench, get_contacts(bodyA=body, bodyB=plane, physicsClientId=cid),
+                                            np.asarray(root_pos))
         finally:
             if constraint is not None:
                 p.removeConstraint(constraint, physicsClientId=cid)
         steps *= self._substeps
-        assist_fraction = 0.0
-        if assist_samples:
-            forces_arr = np.asarray(assist_samples, dtype=np.float64)
-            assist_fraction = float(np.mean(np.linalg.norm(forces_arr, axis=1)) / (GRAVITY * self.total_mass))
+        honesty = accounting.summary()
+        assist_fraction = honesty.pop("assist_force_g")
+        if accounting.bad_steps:
+            blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
         sim_motion = None
         body_err = np.zeros(0)
         rel_err = np.zeros(0)
@@ -484,6 +506,7 @@ class HumanoidSim:
             steps=steps,
             step_seconds=step_seconds,
             total_seconds=time.perf_counter() - t_start,
+            extra=honesty,
         )
 
     # ------------------------------------------------------------------ internals
