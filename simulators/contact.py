@@ -90,8 +90,20 @@ def project_on_contact_cone(wrench: np.ndarray, points: np.ndarray, edges: np.nd
         (realisable, residual), both (6,) in N and N·m, summing to `wrench`.
     """
     wrench = np.asarray(wrench, dtype=np.float64)
+    forces = contact_forces(wrench, points, edges, length)
+    realisable = np.zeros(6)
+    if forces.shape[0]:
+        realisable[:3] = forces.sum(0)
+        realisable[3:] = _cross(points, forces).sum(0)
+    return realisable, wrench - realisable
+
+
+def contact_forces(wrench: np.ndarray, points: np.ndarray, edges: np.ndarray,
+                   length: float = TORQUE_LENGTH_M) -> np.ndarray:
+    """(P, 3) forces, each inside its point's friction pyramid, whose wrench about the reference
+    point is the closest to `wrench` (non-negative least squares over the pyramid edges)."""
     if points.shape[0] == 0:
-        return np.zeros(6), wrench.copy()
+        return np.zeros((0, 3))
     from scipy.optimize import nnls
 
     forces = np.tile(edges, (points.shape[0], 1))  # (P*E, 3)
@@ -99,9 +111,7 @@ def project_on_contact_cone(wrench: np.ndarray, points: np.ndarray, edges: np.nd
     basis = np.concatenate([forces, _cross(arms, forces) / length], axis=1).T  # (6, P*E)
     target = np.concatenate([wrench[:3], wrench[3:] / length])
     coef, _ = nnls(basis, target, maxiter=50 * basis.shape[1])
-    fit = basis @ coef
-    realisable = np.concatenate([fit[:3], fit[3:] * length])
-    return realisable, wrench - realisable
+    return (coef[:, None] * forces).reshape(points.shape[0], edges.shape[0], 3).sum(1)
 
 
 def wrench_size(wrench: np.ndarray, length: float = TORQUE_LENGTH_M) -> float:

@@ -210,3 +210,17 @@ def test_flight_metrics_ballistic_vs_hovering(walk):
     hover = flight_metrics(clip(np.full(n, 0.3)))
     assert hover["flight_unexplained_g"] == pytest.approx(1.0)
     assert np.isnan(flight_metrics(frame.replace(root_pos=frame.root_pos))["flight_unexplained_g"])
+
+
+def test_contact_mode_applies_only_contact_forces(walk):
+    """The "contact" assist acts through the ground only: it helps (assist > 0) and every bit of
+    it is explained by friction-cone forces at points in contact (residual ~ 0)."""
+    s = HumanoidSim({"assist_mode": "contact"})
+    try:
+        res = s.track(ground_align(walk.slice(0, 15), "percentile", 10)[0])
+    finally:
+        s.close()
+    assert res.extra["assist_g"] > 0.05
+    assert res.extra["residual_g"] < 1e-3 * res.extra["assist_g"] + 1e-6
+    with pytest.raises(SimulatorConfigError, match="assist_mode"):
+        SimConfig.from_dict({"assist_mode": "magic"})
