@@ -49,7 +49,11 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     which dominated the accounting at 120 calls per simulated second)."""
     ax, ay, az = a[:, 0], a[:, 1], a[:, 2]
     bx, by, bz = b[:, 0], b[:, 1], b[:, 2]
-    return np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=1)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[:, 0] = ay * bz - az * by
+    out[:, 1] = az * bx - ax * bz
+    out[:, 2] = ax * by - ay * bx
+    return out
 
 
 def _rotate(q: tuple, v: np.ndarray) -> np.ndarray:
@@ -106,17 +110,23 @@ def contact_forces(wrench: np.ndarray, points: np.ndarray, edges: np.ndarray,
         return np.zeros((0, 3))
     from scipy.optimize import nnls
 
-    forces = np.tile(edges, (points.shape[0], 1))  # (P*E, 3)
-    arms = np.repeat(points, edges.shape[0], axis=0)
-    basis = np.concatenate([forces, _cross(arms, forces) / length], axis=1).T  # (6, P*E)
-    target = np.concatenate([wrench[:3], wrench[3:] / length])
+    n_p, n_e = points.shape[0], edges.shape[0]
+    forces = np.tile(edges, (n_p, 1))  # (P*E, 3)
+    arms = np.repeat(points, n_e, axis=0)
+    basis = np.empty((6, n_p * n_e))
+    basis[:3] = forces.T
+    basis[3:] = _cross(arms, forces).T / length
+    target = np.empty(6)
+    target[:3] = wrench[:3]
+    target[3:] = wrench[3:] / length
     coef, _ = nnls(basis, target, maxiter=50 * basis.shape[1])
-    return (coef[:, None] * forces).reshape(points.shape[0], edges.shape[0], 3).sum(1)
+    return (coef[:, None] * forces).reshape(n_p, n_e, 3).sum(1)
 
 
 def wrench_size(wrench: np.ndarray, length: float = TORQUE_LENGTH_M) -> float:
     """Size of a wrench in N: ``sqrt(|f|² + (|τ|/length)²)``."""
-    return float(math.sqrt(float(np.dot(wrench[:3], wrench[:3])) + float(np.dot(wrench[3:], wrench[3:])) / length ** 2))
+    fx, fy, fz, tx, ty, tz = wrench.tolist()
+    return math.sqrt(fx * fx + fy * fy + fz * fz + (tx * tx + ty * ty + tz * tz) / (length * length))
 
 
 @dataclass
@@ -156,12 +166,12 @@ class ContactAccounting:
         if assist is None:
             return touching
         a = np.asarray(assist, dtype=np.float64)
-        if not np.all(np.isfinite(a)):
+        size = wrench_size(a)
+        if not math.isfinite(size):
             self.bad_steps += 1
             return touching
-        size = wrench_size(a)
         self.assist += size
-        self.assist_force += float(np.linalg.norm(a[:3]))
+        self.assist_force += math.sqrt(float(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]))
         if size <= 1e-9:
             return touching
         if touching:
@@ -173,7 +183,7 @@ class ContactAccounting:
             total[:3] += f.sum(0)
             total[3:] += _cross(rel, f).sum(0)
             res = None
-            if np.all(np.isfinite(total)) and np.all(np.isfinite(rel)):
+            if math.isfinite(wrench_size(total)) and np.isfinite(rel).all():
                 try:
                     _, res = project_on_contact_cone(total, rel, self.edges)
                 except (RuntimeError, ValueError):  # NNLS did not converge: count all as residual
@@ -181,12 +191,15 @@ class ContactAccounting:
             if res is None:
                 self.solver_failures += 1
                 res = a
-            r = min(wrench_size(res), size)
-            scale = r / max(wrench_size(res), 1e-12)
-            rf = float(np.linalg.norm(res[:3])) * scale
-            rt = float(np.linalg.norm(res[3:])) / TORQUE_LENGTH_M * scale
         else:
-            r, rf, rt = size, float(np.linalg.norm(a[:3])), float(np.linalg.norm(a[3:])) / TORQUE_LENGTH_M
+            res = a
+        full = wrench_size(res)
+        r = min(full, size)
+        scale = r / full if full > 0.0 else 0.0
+        fx, fy, fz, tx, ty, tz = res.tolist()
+        rf = math.sqrt(fx * fx + fy * fy + fz * fz) * scale
+        rt = math.sqrt(tx * tx + ty * ty + tz * tz) / TORQUE_LENGTH_M * scale
+        if not touching:
             self.residual_flight += r
         self.residual += r
         self.residual_force += rf
