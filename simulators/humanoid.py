@@ -11,6 +11,14 @@ positions *and* velocities at every control step. A bounded assistive force on t
 body toward the reference root; it is proportional to the body mass and capped in units
 of g, so ``assist_cap_g = 0`` is pure physics.
 
+Honesty: that assist (``assist_mode="legacy_root"``, the default) is not a force a real body
+could get. Every control step, :class:`simulators.contact.ContactAccounting` splits the total
+external wrench into what the current contacts could have supplied (friction cones at the
+points in contact) and the **residual**, reported per clip in ``TrackResult.extra``.
+``assist_in_flight=False`` switches the assist off after every step without ground contact;
+``assist_mode="contact"`` applies only friction-cone forces at the contacts (honest by
+construction; on the bundled clips it does not keep the body up — README, Physics corrector).
+
 Defaults (measured on the 15 bundled clips; figures in the README and ``bench/correction.py``):
 
 * ``physics_hz = 480`` with ``control_hz = 120``: each ``stepSimulation`` call advances one
@@ -581,7 +589,14 @@ class _ContactBalance:
     orientation, capped at ``assist_cap_g``·m·g) is projected onto the friction cones of the
     points in contact after the previous step (:func:`simulators.contact.contact_forces`) and
     applied there with ``applyExternalForce`` (PyBullet keeps it for all sub-steps of the
-    control step). In flight, or where no cone force helps, nothing is applied."""
+    control step). In flight, or where no cone force helps, nothing is applied.
+
+    Measured limit: on a planted foot such a force is largely absorbed by the contact
+    constraint itself (the solver's normal and friction forces shrink by as much), so it barely
+    changes the body's momentum; fall times stay within ~0.1 s of pure physics. A variant that
+    produced the same contact forces through the stance legs' PD targets (virtual model
+    control: tau_j = -(x - p_j) x f turned into target offsets tau/kp, with gravity
+    compensation) was tried and did not do better; it is not kept."""
 
     def __init__(self, sim: "HumanoidSim", ref: Reference, cap: float) -> None:
         cfg = sim.config
