@@ -21,8 +21,13 @@ Method, per control step:
   only non-contact term; any excess would be the engine's box friction vs our inscribed cone);
 * with no contact at all (flight) the cone is {0} and the whole assist is residual.
 
-The engine reports forces of its last physics sub-step; with 4 sub-steps per control step
-the accounting samples the wrench at the control rate (120 Hz by default).
+The engine reports forces of its last physics sub-step only; with 4 sub-steps per control
+step the accounting samples the wrench at the control rate (120 Hz by default). For contacts
+that sample is rough (measured: over a 0.1 s drop onto the floor the reported normal forces
+account for 40 % of the true vertical contact impulse), which only matters through the
+tightening: leaving the engine's contact forces out (the assist alone against the cone, an
+upper bound since the contacts' own wrench lies in the cone) raises the mean residual of the
+15 bundled clips from 0.446 to 0.467 m·g.
 """
 
 from __future__ import annotations
