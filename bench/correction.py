@@ -141,7 +141,8 @@ def targets(rows: dict, speed: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
-    parser.add_argument("--extra", default=None, metavar="DIR", help="more clips (DeepMimic files), e.g. imported mocap")
+    parser.add_argument("--extra", default=None, metavar="DIR",
+                        help="more clips (DeepMimic files), e.g. imported mocap")
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-ray", action="store_true")

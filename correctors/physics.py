@@ -17,10 +17,10 @@ but needing more residual than this gets status ``residual`` (default: no thresh
 before; see the README for the calibration on the bundled clips).
 
 Config keys: every :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...),
-plus ``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none") and ``ground_percentile`` (default
-10: the 10th percentile of the per-frame lowest collision point is put on the ground — it
-ignores the few frames where a rolled foot box dips deep, which "min" would turn into a
-floating clip), and the common ``policy``.
+plus ``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none")
+and ``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
+point is put on the ground — it ignores the few frames where a rolled foot box dips deep,
+which "min" would turn into a floating clip), and the common ``policy``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import time
 from dataclasses import fields
 
 from correctors.base import (
-    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError, SampleOutcome,
-    apply_policy, check_domain,
+    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError,
+    SampleOutcome, apply_policy, check_domain,
 )
 from motion.clip import Motion
 from motion.errors import UserError

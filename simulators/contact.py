@@ -46,7 +46,6 @@ CONTACT_DISTANCE_M = 0.002
 TORQUE_LENGTH_M = 1.0
 #: A control step violates contact consistency when its residual exceeds this share of m·g.
 VIOLATION_TOLERANCE_G = 0.02
-_UP = np.array([0.0, 1.0, 0.0])
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ from motion import quaternion as quat
 from motion.deepmimic import bundled_motion_dir, read_clip
 from motion.kinematics import body_lowest_points, forward_kinematics
 from simulators import (
-    HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics, project_on_contact_cone,
-    resample,
+    HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics,
+    project_on_contact_cone, resample,
 )
 from simulators.contact import cone_edges, constraint_wrench_world
 
@@ -203,7 +203,8 @@ def test_flight_metrics_ballistic_vs_hovering(walk):
 
     def clip(heights):
         return walk.slice(0, n).replace(root_pos=frame.root_pos[0] + np.outer(heights, [0.0, 1.0, 0.0]),
-                                        root_rot=np.repeat(frame.root_rot, n, 0), joint_rots=np.repeat(frame.joint_rots, n, 0),
+                                        root_rot=np.repeat(frame.root_rot, n, 0),
+                                        joint_rots=np.repeat(frame.joint_rots, n, 0),
                                         joint_angles=np.repeat(frame.joint_angles, n, 0))
     ballistic = flight_metrics(clip(lift))
     assert ballistic["airborne_share"] == 1.0 and ballistic["flight_unexplained_g"] < 1e-3
