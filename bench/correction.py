@@ -1,13 +1,22 @@
-"""Benchmark of the physics corrector; prints one JSON object.
+"""Benchmark of the physics corrector, legacy and honest modes in one run; prints one JSON object.
 
-* ``bundled``: per-clip results of the default physics corrector on the 15 bundled clips
-  (success, fall time, tracking errors, assist, penetration before/after).
-* ``speed``: simulated seconds per wall-second on one core (in-process, over the bundled
-  clips) and the share of wall time spent outside ``stepSimulation``.
-* ``ray``: wall time for N windows (~1.5 s each, cut from the bundled clips) on 1 and 2 Ray
-  workers, and the speed-up (pool start-up excluded; Ray start-up reported separately).
+* ``modes``: for each assist mode (``--modes``; presets in :data:`MODES`), per-clip results on
+  the 15 bundled clips (and on ``--extra DIR`` clips, e.g. imported mocap): status, fall time,
+  tracking errors (global and root-relative), assist and **residual** (the part of the assist
+  no ground contact could supply, m·g), the residual's flight share, contact-consistency
+  violations, penetration before/after, airborne share before/after and the unexplained COM
+  acceleration in flight; a summary (clips kept, mean residual, penetration); the issue-15
+  targets checked one by one; speed (simulated seconds per wall second on one core, share of
+  wall time outside ``stepSimulation``).
+* ``semantics`` (``--semantics N`` held-out real windows, 1.5 s at 20 fps, as the loop trains on):
+  per mode, how many are kept, the frozen evaluator's recognition accuracy on the kept corrected
+  windows against the same windows raw, and how far correction moved them (RMS of the
+  normalised 62-d features, and the evaluator-embedding distance).
+* ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
+  on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
-Usage: ``python bench/correction.py [--clips 200] [--skip-ray] [--set key=value ...]``
+Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,contact] [--extra DIR]
+[--semantics 120] [--clips 200] [--skip-ray] [--set key=value ...]`` (``--set`` applies to every mode).
 """
 
 from __future__ import annotations
@@ -24,11 +33,30 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 import numpy as np  # noqa: E402
 
+#: Assist modes compared: today's root constraint, the same without help in flight, and the
+#: contact-only assist (forces inside the friction cones at the contacts).
+MODES: dict[str, dict] = {
+    "legacy": {"assist_mode": "legacy_root"},
+    "legacy_no_flight": {"assist_mode": "legacy_root", "assist_in_flight": False},
+    "contact": {"assist_mode": "contact"},
+}
+#: The clips the issue's targets name.
+TARGET_CLIPS = ("walk", "run", "jump", "kick", "punch", "spin", "dance_a", "dance_b")
+KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "assist_fraction_g", "assist_g",
+        "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share", "contact_violation_share",
+        "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
+        "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after")
+
 
 def _clean(v):
     if isinstance(v, float):
         return None if not math.isfinite(v) else round(v, 4)
     return v
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return _clean(float(np.mean(vals))) if vals else None
 
 
 def windows(n: int, seconds: float = 1.5):
@@ -47,56 +75,162 @@ def windows(n: int, seconds: float = 1.5):
     return out
 
 
+def run_mode(name: str, config: dict, clips: list) -> dict:
+    """Correct `clips` in one process with the physics corrector under `config`."""
+    from correctors import build_corrector
+
+    corrector = build_corrector("physics", config)
+    corrector.sim  # load outside the timing
+    t0 = time.perf_counter()
+    res = corrector.correct(clips, seed=0)
+    wall = time.perf_counter() - t0
+    corrector.close()
+    rows = {}
+    for clip, status, d in zip(clips, res.status, res.diagnostics):
+        rows[clip.label] = {"status": status, **{k: _clean(float(d.get(k, math.nan))) for k in KEYS}}
+    sim_s = sum(d["sim_seconds"] for d in res.diagnostics)
+    step_s = sum(d["step_seconds"] for d in res.diagnostics)
+    return {"rows": rows, "speed": {
+        "simulated_seconds": round(sim_s, 3),
+        "wall_seconds": round(wall, 3),
+        "realtime_factor_per_core": round(sim_s / wall, 2),
+        "share_outside_step": round(1.0 - step_s / wall, 3),
+    }}
+
+
+def summarize(rows: dict, labels: list[str]) -> dict:
+    sel = {k: rows[k] for k in labels if k in rows}
+    ok = {k: r for k, r in sel.items() if r["status"] == "ok"}
+    return {
+        "kept": sorted(ok), "failed": {k: r["status"] for k, r in sel.items() if r["status"] != "ok"},
+        "mean_residual_g_all": _mean(r["residual_g"] for r in sel.values()),
+        "mean_residual_g_kept": _mean(r["residual_g"] for r in ok.values()),
+        "max_residual_g_kept": _clean(max((r["residual_g"] for r in ok.values() if r["residual_g"] is not None),
+                                          default=math.nan)),
+        "mean_assist_g_all": _mean(r["assist_g"] for r in sel.values()),
+        "mean_residual_flight_share_all": _mean(r["residual_flight_share"] for r in sel.values()),
+        "mean_root_relative_error_mm_kept": _mean(r["root_relative_error_mm"] for r in ok.values()),
+        "mean_penetrate_after_mm_kept": _mean(r["penetrate_after_mm"] for r in ok.values()),
+    }
+
+
+def targets(rows: dict, speed: dict) -> dict:
+    """The issue's bundled-clip targets, each as {"value": measured, "met": bool}."""
+    sel = {k: rows[k] for k in TARGET_CLIPS if k in rows}
+    out: dict = {}
+    finished = [k for k, r in sel.items() if r["status"] == "ok"]
+    out["eight_clips_without_fall"] = {"value": f"{len(finished)}/{len(sel)}", "met": len(finished) == len(sel)}
+    res = _mean(r["residual_g"] for r in sel.values())
+    out["mean_residual_g_le_0.05"] = {"value": res, "met": res is not None and res <= 0.05}
+    walk = sel.get("walk", {})
+    rel = walk.get("root_relative_error_mm") if walk.get("status") == "ok" else None
+    out["walk_root_relative_mm_le_60"] = {"value": rel, "met": rel is not None and rel <= 60.0}
+    pen = _mean(r["penetrate_after_mm"] for r in sel.values() if r["status"] == "ok")
+    out["mean_penetrate_after_mm_le_5"] = {"value": pen, "met": pen is not None and pen <= 5.0}
+    for clip in ("jump", "run"):
+        r = sel.get(clip)
+        if r is None:
+            continue
+        before, after = r["airborne_share_before"], r["airborne_share_after"]
+        kept = _clean(after / before) if r["status"] == "ok" and before and after is not None else None
+        out[f"{clip}_airborne_kept_ge_0.7"] = {"value": kept, "met": kept is not None and kept >= 0.7}
+        unexplained = r["flight_unexplained_g_after"] if r["status"] == "ok" else None
+        out[f"{clip}_flight_unexplained_g_le_0.25"] = {"value": unexplained,
+                                                      "met": unexplained is not None and unexplained <= 0.25}
+    out["speed_realtime_per_core_ge_10"] = {"value": speed["realtime_factor_per_core"],
+                                            "met": speed["realtime_factor_per_core"] >= 10.0}
+    return out
+
+
+def semantics(modes: list[str], settings: dict, limit: int) -> dict:
+    """Does correction keep what a motion *is*? Held-out real windows through each mode, judged by
+    the loop's frozen evaluator (trained on the default data section, cached)."""
+    from correctors import build_corrector
+    from loop.arm import evaluator_cache_dir
+    from loop.config import DataSection, ExperimentConfig
+    from loop.evaluation import prepare_evaluator
+    from loop.realdata import load_real_data
+    from motion.features import motion_to_features
+
+    cfg = ExperimentConfig()
+    real = load_real_data(DataSection(), seed=0)
+    evaluator = prepare_evaluator(real, evaluator_cache_dir(cfg), cfg.eval.evaluator_steps)
+    held = real.dataset.heldout
+    idx = np.linspace(0, len(held) - 1, min(limit, len(held))).round().astype(int)
+    windows = [held.motions[i] for i in idx]
+    labels = held.labels[idx]
+    raw = np.stack([motion_to_features(m) for m in windows])
+    std = real.dataset.stats.std
+    out: dict = {"windows": len(windows), "accuracy_raw_all": _clean(float(np.mean(evaluator.predict(raw) == labels)))}
+    for mode in modes:
+        corrector = build_corrector("physics", MODES[mode] | settings)
+        res = corrector.correct(windows, seed=0)
+        corrector.close()
+        kept = np.asarray(res.kept_index, dtype=int)
+        entry: dict = {"kept": int(kept.size), "counts": res.counts}
+        if kept.size:
+            fixed = np.stack([motion_to_features(m) for m in res.samples])
+            entry["accuracy_raw_same_windows"] = _clean(float(np.mean(evaluator.predict(raw[kept]) == labels[kept])))
+            entry["accuracy_corrected"] = _clean(float(np.mean(evaluator.predict(fixed) == labels[kept])))
+            moved = np.sqrt(np.mean(((fixed - raw[kept]) / std) ** 2, axis=(1, 2)))
+            entry["feature_rms_moved_z"] = _clean(float(moved.mean()))
+            entry["embedding_moved"] = _clean(float(np.linalg.norm(
+                evaluator.embed(fixed) - evaluator.embed(raw[kept]), axis=1).mean()))
+        out[mode] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--extra", default=None, metavar="DIR",
+                        help="more clips (DeepMimic files), e.g. imported mocap")
+    parser.add_argument("--semantics", type=int, default=120, metavar="N",
+                        help="held-out real windows for the semantics check (0: skip)")
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    from correctors import build_corrector
     from loop.commands.correct import parse_settings
     from motion.deepmimic import read_directory
 
-    config = parse_settings(args.settings)
-    corrector = build_corrector("physics", config)
-    clips = [rc.motion for rc in read_directory()]
-    corrector.sim  # load outside the timing
-    t0 = time.perf_counter()
-    res = corrector.correct(clips, seed=0)
-    wall = time.perf_counter() - t0
-    keys = ["success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "assist_fraction_g",
-            "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm"]
-    bundled = {}
-    for clip, status, d in zip(clips, res.status, res.diagnostics):
-        bundled[clip.label] = {"status": status, **{k: _clean(d[k]) for k in keys}}
-    sim_s = sum(d["sim_seconds"] for d in res.diagnostics)
-    step_s = sum(d["step_seconds"] for d in res.diagnostics)
-    ok = [d for d in res.diagnostics if d["success"] == 1.0]
-    report = {
-        "config": corrector.sim_config.to_dict() | {k: v for k, v in config.items()},
-        "bundled": bundled,
-        "bundled_summary": {
-            "succeeded": [c.label for c, s in zip(clips, res.status) if s == "ok"],
-            "failed": [c.label for c, s in zip(clips, res.status) if s != "ok"],
-            "mean_penetrate_after_mm_succeeded": _clean(float(np.mean([d["penetrate_after_mm"] for d in ok]))) if ok else None,
-            "mean_penetrate_before_mm_all": _clean(float(np.mean([d["penetrate_before_mm"] for d in res.diagnostics]))),
-        },
-        "speed": {
-            "simulated_seconds": round(sim_s, 3),
-            "wall_seconds": round(wall, 3),
-            "realtime_factor_per_core": round(sim_s / wall, 2),
-            "share_outside_step": round(1.0 - step_s / wall, 3),
-        },
-    }
-    corrector.close()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
+    settings = parse_settings(args.settings)
+    bundled = [rc.motion for rc in read_directory()]
+    extra = [rc.motion for rc in read_directory(args.extra)] if args.extra else []
+    report: dict = {"settings": settings, "modes": {}}
+    for mode in modes:
+        config = MODES[mode] | settings
+        out = run_mode(mode, config, bundled + extra)
+        rows = out["rows"]
+        labels = [c.label for c in bundled]
+        entry = {
+            "config": config,
+            "bundled": {k: rows[k] for k in labels},
+            "bundled_summary": summarize(rows, labels),
+            "targets": targets(rows, out["speed"]),
+            "speed": out["speed"],
+        }
+        if extra:
+            extra_labels = [c.label for c in extra]
+            entry["extra"] = {k: rows[k] for k in extra_labels}
+            entry["extra_summary"] = summarize(rows, extra_labels)
+        report["modes"][mode] = entry
+
+    if args.semantics > 0:
+        report["semantics"] = semantics(modes, settings, args.semantics)
 
     if not args.skip_ray:
         import ray
 
         from loop.correction_pool import CorrectionPool
 
+        config = MODES[modes[0]] | settings
         batch = windows(args.clips)
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -111,6 +245,7 @@ def main() -> None:
             times[workers] = time.perf_counter() - t0
             pool.close()
         report["ray"] = {
+            "mode": modes[0],
             "clips": len(batch),
             "simulated_seconds_reference": round(total_sim, 2),
             "ray_init_seconds": round(ray_start, 2),

@@ -36,6 +36,8 @@ STATUS_OK = "ok"
 STATUS_FALL = "fall"
 STATUS_NAN = "nan"
 STATUS_ERROR = "error"
+#: Tracked without a fall, but only with more non-contact (residual) force than allowed.
+STATUS_RESIDUAL = "residual"
 
 
 class CorrectorError(UserError):
@@ -63,7 +65,7 @@ class CorrectionResult:
         samples: kept samples in input order — ``list[Motion]`` (domain "motion") or an
             array ``(K, ...)`` (domain "vector").
         kept_index: (K,) indices into the input batch of the kept samples.
-        status: per input sample: "ok" | "fall" | "nan" | "error" | a plugin's own name.
+        status: per input sample: "ok" | "fall" | "nan" | "error" | "residual" | a plugin's own name.
         diagnostics: per input sample, a dict of floats (NaN where not applicable).
         counts: number of inputs per status; sums to the batch size.
     """

@@ -6,11 +6,21 @@ to ~10 cm on single frames), track it in PyBullet with stable PD and the bounded
 rate. A fall (a body other than feet/shins touching the ground where the reference keeps it
 clear, or mean body-position error > 0.5 m) or a blow-up is a failure handled by the policy.
 
+Honest accounting (:mod:`simulators.contact`): at every control step the root assist is split
+into what the current ground contacts could have supplied (inside their friction cones, so
+with the centre of pressure in the support polygon, and nothing in flight) and the
+**residual**. Every sample reports ``residual_g`` (residual impulse in m·g·s per second of
+motion, i.e. the mean residual in units of body weight), its force and torque parts, the
+share of it spent in flight, and the share of control steps that violate contact
+consistency. ``max_residual_g`` turns that into acceptance: a clip tracked without a fall
+but needing more residual than this gets status ``residual`` (default: no threshold, as
+before; see the README for the calibration on the bundled clips).
+
 Config keys: every :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...),
-plus ``ground_align`` ("percentile" | "min" | "none") and ``ground_percentile`` (default
-10: the 10th percentile of the per-frame lowest collision point is put on the ground — it
-ignores the few frames where a rolled foot box dips deep, which "min" would turn into a
-floating clip), and the common ``policy``.
+plus ``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none")
+and ``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
+point is put on the ground — it ignores the few frames where a rolled foot box dips deep,
+which "min" would turn into a floating clip), and the common ``policy``.
 """
 
 from __future__ import annotations
@@ -21,18 +31,21 @@ import time
 from dataclasses import fields
 
 from correctors.base import (
-    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, CorrectionResult, Corrector, CorrectorError, SampleOutcome,
-    apply_policy, check_domain,
+    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError,
+    SampleOutcome, apply_policy, check_domain,
 )
 from motion.clip import Motion
 from motion.errors import UserError
 from simulators.humanoid import HumanoidSim, SimConfig
-from simulators.plausibility import physics_metrics
+from simulators.plausibility import flight_metrics, physics_metrics
 from simulators.reference import ground_align
 
 log = logging.getLogger(__name__)
 
 _SIM_KEYS = tuple(f.name for f in fields(SimConfig))
+#: Per-sample contact-consistency diagnostics (see simulators.contact.ContactAccounting.summary).
+HONESTY_KEYS = ("assist_g", "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share",
+                "contact_violation_share", "sim_airborne_share", "accounting_failures")
 GROUND_MODES = ("percentile", "min", "none")
 
 
@@ -41,7 +54,7 @@ class PhysicsCorrector(Corrector):
 
     name = "physics"
     domain = "motion"
-    config_keys = _SIM_KEYS + ("ground_align", "ground_percentile")
+    config_keys = _SIM_KEYS + ("ground_align", "ground_percentile", "max_residual_g")
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
@@ -61,6 +74,12 @@ class PhysicsCorrector(Corrector):
             raise CorrectorError("corrector physics: ground_percentile must be a number in [0, 100]") from None
         if not 0.0 <= self.ground_percentile <= 100.0:
             raise CorrectorError(f"corrector physics: ground_percentile={self.ground_percentile}, expected [0, 100]")
+        try:
+            self.max_residual_g = float(self.config.get("max_residual_g", math.inf))
+        except (TypeError, ValueError):
+            raise CorrectorError("corrector physics: max_residual_g must be a number >= 0 (m·g)") from None
+        if not self.max_residual_g >= 0.0:
+            raise CorrectorError(f"corrector physics: max_residual_g={self.max_residual_g}, expected >= 0 (m·g)")
         self._sim: HumanoidSim | None = None
 
     # The PyBullet client is created lazily and never pickled: each worker makes its own.
@@ -87,6 +106,9 @@ class PhysicsCorrector(Corrector):
             "assist_fraction_g": math.nan, "penetrate_before_mm": math.nan, "penetrate_after_mm": math.nan,
             "phys_err_before_mm": math.nan, "phys_err_after_mm": math.nan, "ground_shift_mm": math.nan,
             "sim_seconds": 0.0, "wall_seconds": 0.0, "step_seconds": 0.0,
+            "airborne_share_before": math.nan, "airborne_share_after": math.nan,
+            "flight_unexplained_g_after": math.nan,
+            **{k: math.nan for k in HONESTY_KEYS},
         }
         t0 = time.perf_counter()
         try:
@@ -95,10 +117,12 @@ class PhysicsCorrector(Corrector):
             diag["phys_err_before_mm"] = before["phys_err_mm"]
             aligned, shift = ground_align(motion, self.ground_mode, self.ground_percentile)
             diag["ground_shift_mm"] = shift * 1000.0
+            diag["airborne_share_before"] = flight_metrics(aligned)["airborne_share"]
             res = self.sim.track(aligned)
             diag["sim_seconds"] = res.steps / self.sim_config.physics_hz
             diag["step_seconds"] = res.step_seconds
             diag["assist_fraction_g"] = res.assist_fraction_g
+            diag.update({k: float(res.extra[k]) for k in HONESTY_KEYS if k in res.extra})
             if res.blew_up or res.motion is None:
                 diag["wall_seconds"] = time.perf_counter() - t0
                 return SampleOutcome(STATUS_NAN, diagnostics=diag)
@@ -107,10 +131,17 @@ class PhysicsCorrector(Corrector):
             after = physics_metrics(res.motion)
             diag["penetrate_after_mm"] = after["penetrate_mm"]
             diag["phys_err_after_mm"] = after["phys_err_mm"]
+            flight = flight_metrics(res.motion)
+            diag["airborne_share_after"] = flight["airborne_share"]
+            diag["flight_unexplained_g_after"] = flight["flight_unexplained_g"]
             diag["wall_seconds"] = time.perf_counter() - t0
             if res.fell:
                 diag["fall_time_s"] = float(res.fall_time_s)
                 return SampleOutcome(STATUS_FALL, partial=res.motion, diagnostics=diag)
+            if not diag["residual_g"] <= self.max_residual_g:  # NaN residual fails too
+                log.info("physics corrector: %s needed residual %.3f m·g > max_residual_g %.3f",
+                         motion.name or "clip", diag["residual_g"], self.max_residual_g)
+                return SampleOutcome(STATUS_RESIDUAL, diagnostics=diag)
             diag["success"] = 1.0
             return SampleOutcome(STATUS_OK, corrected=res.motion, diagnostics=diag)
         except Exception as exc:  # a broken clip must not take down a whole batch

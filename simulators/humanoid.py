@@ -11,6 +11,14 @@ positions *and* velocities at every control step. A bounded assistive force on t
 body toward the reference root; it is proportional to the body mass and capped in units
 of g, so ``assist_cap_g = 0`` is pure physics.
 
+Honesty: that assist (``assist_mode="legacy_root"``, the default) is not a force a real body
+could get. Every control step, :class:`simulators.contact.ContactAccounting` splits the total
+external wrench into what the current contacts could have supplied (friction cones at the
+points in contact) and the **residual**, reported per clip in ``TrackResult.extra``.
+``assist_in_flight=False`` switches the assist off after every step without ground contact;
+``assist_mode="contact"`` applies only friction-cone forces at the contacts (honest by
+construction; on the bundled clips it does not keep the body up — README, Physics corrector).
+
 Defaults (measured on the 15 bundled clips; figures in the README and ``bench/correction.py``):
 
 * ``physics_hz = 480`` with ``control_hz = 120``: each ``stepSimulation`` call advances one
@@ -45,11 +53,18 @@ from motion.clip import Motion
 from motion.errors import UserError
 from motion.kinematics import body_lowest_points, forward_kinematics
 from motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
+from simulators.contact import (
+    CONTACT_DISTANCE_M, ContactAccounting, cone_edges, constraint_wrench_world, contact_forces, wrench_size,
+)
 from simulators.reference import Reference, resample
 
 log = logging.getLogger(__name__)
 
 GRAVITY = 9.8
+#: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
+ASSIST_MODES = ("legacy_root", "contact")
+#: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
+BALANCE_GYRATION_M = 0.3
 
 #: DeepMimic humanoid stable-PD gains and torque limits (N·m) per actuated joint
 #: (from DeepMimic's humanoid3d controller files, as used by PyBullet's deep_mimic env).
@@ -93,6 +108,16 @@ class SimConfig:
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
         assist_erp: error-reduction parameter of the assist constraint (stiffness, 0..1].
+        assist_mode: "legacy_root" — today's world→root constraint (any force and torque up to
+            the cap, wherever the body is; its non-contact part is reported as residual) — or
+            "contact": a PD wrench toward the reference root (``balance_kp``/``balance_kd``,
+            capped like the legacy assist) projected onto the friction cones of the current
+            contact points and applied there, so only forces the ground could produce act.
+        balance_kp / balance_kd: mass-normalised PD gains (1/s², 1/s) of the "contact" mode's
+            desired root wrench; the rotational part acts on an inertia of m·(0.3 m)².
+        assist_in_flight: keep the assist on while no body touches the ground (legacy: True).
+            False turns it off for every control step that follows a step without contact,
+            so nothing holds the body up in flight.
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
         fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
             higher than this (crawls, rolls and get-ups legitimately touch the ground).
@@ -110,6 +135,10 @@ class SimConfig:
     torque_scale: float = 1.0
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
+    assist_in_flight: bool = True
+    assist_mode: str = "legacy_root"
+    balance_kp: float = 100.0
+    balance_kd: float = 20.0
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -129,7 +158,9 @@ class SimConfig:
         for key, value in config.items():
             default = known[key].default
             try:
-                if isinstance(default, bool):
+                if isinstance(default, str):
+                    kwargs[key] = str(value)
+                elif isinstance(default, bool):
                     if isinstance(value, str):
                         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                             raise ValueError(value)
@@ -156,6 +187,9 @@ class SimConfig:
             ("assist_erp", 0 < self.assist_erp <= 1, "in (0, 1]"),
             ("control_hz", self.control_hz > 0 and _divides(self.control_hz, self.physics_hz),
              "> 0 and dividing physics_hz"),
+            ("assist_mode", self.assist_mode in ASSIST_MODES, f"one of {', '.join(ASSIST_MODES)}"),
+            ("balance_kp", self.balance_kp >= 0 and math.isfinite(self.balance_kp), ">= 0"),
+            ("balance_kd", self.balance_kd >= 0 and math.isfinite(self.balance_kd), ">= 0"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
@@ -186,7 +220,7 @@ class TrackResult:
     frames_simulated: int
     body_error_m: np.ndarray  # (F,) mean body-position error per simulated frame
     root_rel_error_m: np.ndarray  # (F,) the same after removing the root offset
-    assist_fraction_g: float  # mean |F_assist| / (m g) over steps
+    assist_fraction_g: float  # mean |F_assist| / (m g) over control steps
     steps: int
     step_seconds: float  # wall time inside stepSimulation
     total_seconds: float  # wall time of the whole track() call
@@ -239,6 +273,7 @@ class HumanoidSim:
         cid = self._cid
         cfg = self.config
         import pybullet_data
+        import scipy.optimize  # noqa: F401 - the contact accounting's NNLS; loaded here, not mid-track
 
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=cid)
         p.setGravity(0.0, -GRAVITY, 0.0, physicsClientId=cid)
@@ -384,7 +419,8 @@ class HumanoidSim:
         # (and its torque at the same number in N·m). Below the cap the root follows the
         # reference; beyond it physics alone decides.
         cap = cfg.assist_cap_g * GRAVITY * self.total_mass
-        assist = cap > 0.0
+        contact_mode = cfg.assist_mode == "contact" and cap > 0.0
+        assist = cap > 0.0 and not contact_mode
         constraint = None
         change = p.changeConstraint
         if assist:
@@ -395,7 +431,17 @@ class HumanoidSim:
                    physicsClientId=cid)
         ref_pos = ref.root_pos.tolist()
         ref_rot = ref.root_rot.tolist()
-        assist_samples: list = []
+        # Contact-consistency accounting of the assist, every control step (simulators.contact).
+        weight = GRAVITY * self.total_mass
+        accounting = ContactAccounting(weight=weight, mu=cfg.friction)
+        get_contacts = p.getContactPoints
+        get_base = p.getBasePositionAndOrientation
+        plane = self.plane
+        in_contact = True  # no contact query before the first step; the reference starts grounded
+        contacts_now: list = []
+        root_now = np.asarray(ref.root_pos[0], dtype=np.float64)
+        balance = _ContactBalance(self, ref, cap) if contact_mode else None
+        assist_on = True
         joints, kps, kds, forces = self._joints, self._kps, self._kds, self._forces
         stable_pd = p.STABLE_PD_CONTROL
         set_motors = p.setJointMotorControlMultiDofArray
@@ -421,8 +467,6 @@ class HumanoidSim:
                     rec_root_pos.append(pos)
                     rec_root_rot.append(orn)
                     rec_joints.append(jstates)
-                    if assist and k > 0:
-                        assist_samples.append(get_cstate(constraint, physicsClientId=cid)[:3])
                     if len(rec_root_pos) - checked >= check_every or f == motion.num_frames - 1:
                         chunk = self._chunk(rec_root_pos, rec_root_rot, rec_joints, checked)
                         status = self._check(chunk, ref_kin.positions, ref_low, checked)
@@ -442,20 +486,37 @@ class HumanoidSim:
                 set_motors(body, joints, stable_pd, targetPositions=pos_targets[k + 1],
                            targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds,
                            physicsClientId=cid)
+                if balance is not None:
+                    applied = balance.apply(k + 1, contacts_now, in_contact or cfg.assist_in_flight)
                 if assist:
-                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap, physicsClientId=cid)
+                    assist_on = in_contact or cfg.assist_in_flight
+                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap if assist_on else 0.0,
+                           physicsClientId=cid)
                 t0 = perf()
                 step(physicsClientId=cid)
                 step_seconds += perf() - t0
                 steps += 1
+                root_pos, root_orn = get_base(body, physicsClientId=cid)
+                contacts_used, root_used = contacts_now, root_now
+                contacts_now = get_contacts(bodyA=body, bodyB=plane, physicsClientId=cid)
+                root_now = np.asarray(root_pos)
+                if balance is not None:  # forces applied at the contacts of the step before
+                    accounting.add(applied, contacts_used, root_used)
+                    in_contact = any(c[8] <= CONTACT_DISTANCE_M for c in contacts_now)
+                else:
+                    wrench = None
+                    if assist:  # a constraint at maxForce 0 applies nothing
+                        wrench = constraint_wrench_world(get_cstate(constraint, physicsClientId=cid), root_orn) \
+                            if assist_on else np.zeros(6)
+                    in_contact = accounting.add(wrench, contacts_now, root_now)
         finally:
             if constraint is not None:
                 p.removeConstraint(constraint, physicsClientId=cid)
         steps *= self._substeps
-        assist_fraction = 0.0
-        if assist_samples:
-            forces_arr = np.asarray(assist_samples, dtype=np.float64)
-            assist_fraction = float(np.mean(np.linalg.norm(forces_arr, axis=1)) / (GRAVITY * self.total_mass))
+        honesty = accounting.summary()
+        assist_fraction = honesty.pop("assist_force_g")
+        if accounting.bad_steps:
+            blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
         sim_motion = None
         body_err = np.zeros(0)
         rel_err = np.zeros(0)
@@ -484,6 +545,7 @@ class HumanoidSim:
             steps=steps,
             step_seconds=step_seconds,
             total_seconds=time.perf_counter() - t_start,
+            extra=honesty,
         )
 
     # ------------------------------------------------------------------ internals
@@ -518,6 +580,64 @@ class HumanoidSim:
         frames = slice(start, start + chunk.root_pos.shape[0])
         return fall_check(chunk.positions, chunk.lowest, ref_positions[frames], ref_low[frames], self._foot_idx,
                           self.config, start)
+
+
+class _ContactBalance:
+    """The "contact" assist: a PD wrench toward the reference root, realised only as ground forces.
+
+    Every control step the desired root wrench (mass-normalised PD on root position and
+    orientation, capped at ``assist_cap_g``·m·g) is projected onto the friction cones of the
+    points in contact after the previous step (:func:`simulators.contact.contact_forces`) and
+    applied there with ``applyExternalForce`` (PyBullet keeps it for all sub-steps of the
+    control step). In flight, or where no cone force helps, nothing is applied.
+
+    Measured limit: on a planted foot such a force is largely absorbed by the contact
+    constraint itself (the solver's normal and friction forces shrink by as much), so it barely
+    changes the body's momentum; fall times stay within ~0.1 s of pure physics. A variant that
+    produced the same contact forces through the stance legs' PD targets (virtual model
+    control: tau_j = -(x - p_j) x f turned into target offsets tau/kp, with gravity
+    compensation) was tried and did not do better; it is not kept."""
+
+    def __init__(self, sim: "HumanoidSim", ref: Reference, cap: float) -> None:
+        cfg = sim.config
+        self.p, self.cid, self.body = sim._p, sim._cid, sim.body
+        self.mass = sim.total_mass
+        self.inertia = sim.total_mass * BALANCE_GYRATION_M ** 2
+        self.kp, self.kd, self.cap = cfg.balance_kp, cfg.balance_kd, cap
+        self.edges = cone_edges(cfg.friction)
+        self.ref = ref
+
+    def apply(self, k: int, contacts: list, allowed: bool) -> np.ndarray:
+        """Apply the contact forces for control step k; returns their wrench about the root (6,)."""
+        touching = [c for c in contacts if c[8] <= CONTACT_DISTANCE_M]
+        if not touching or not allowed:
+            return np.zeros(6)
+        p, cid, body, ref = self.p, self.cid, self.body, self.ref
+        pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+        vel, ang = p.getBaseVelocity(body, physicsClientId=cid)
+        pos, vel, ang = np.asarray(pos), np.asarray(vel), np.asarray(ang)
+        force = self.mass * (self.kp * (ref.root_pos[k] - pos) + self.kd * (ref.root_lin_vel[k] - vel))
+        q_err = quat.multiply(ref.root_rot[k], quat.conjugate(np.asarray(orn)))
+        if q_err[3] < 0:
+            q_err = -q_err
+        s = float(np.linalg.norm(q_err[:3]))
+        rotvec = q_err[:3] * (2.0 * math.atan2(s, q_err[3]) / s) if s > 1e-12 else np.zeros(3)
+        torque = self.inertia * (self.kp * rotvec + self.kd * (ref.root_ang_vel[k] - ang))
+        wrench = np.concatenate([force, torque])
+        size = wrench_size(wrench)
+        if not math.isfinite(size):
+            return np.full(6, math.nan)  # counted as a blow-up by the accounting
+        if size > self.cap:
+            wrench *= self.cap / size
+        points = np.array([c[5] for c in touching], dtype=np.float64)
+        forces = contact_forces(wrench, points - pos, self.edges)
+        applied = np.zeros(6)
+        for c, point, f in zip(touching, points, forces):
+            if f @ f > 0.0:
+                p.applyExternalForce(body, c[3], f.tolist(), point.tolist(), p.WORLD_FRAME, physicsClientId=cid)
+        applied[:3] = forces.sum(0)
+        applied[3:] = np.cross(points - pos, forces).sum(0)
+        return applied
 
 
 @dataclass

@@ -14,6 +14,16 @@ primitives instead of SMPL mesh vertices:
 * ``phys_err_mm`` — penetrate + float + skate.
 * ``jitter`` — mean magnitude of body-position acceleration over all bodies and frames
   (second finite difference), in m/s².
+
+Flight (:func:`flight_metrics`), the output-only check of contact consistency: in flight
+nothing but gravity acts, so the centre of mass must fall ballistically.
+
+* ``airborne_share`` — share of frames whose lowest collision point is above ``contact_mm``
+  (no body can be pushing on the ground);
+* ``flight_unexplained_g`` — over airborne frames whose neighbours are airborne too, mean
+  |a_COM − g| / g with a_COM the second finite difference of the whole-body centre of mass
+  (link masses from the URDF): 0 for a ballistic flight, 1 for a body hovering in the air.
+  NaN when the clip has no such frame.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from motion.clip import Motion
-from motion.kinematics import body_lowest_points, forward_kinematics
+from motion.kinematics import body_lowest_points, centers_of_mass, forward_kinematics
 from motion.skeleton import FOOT_BODIES, load_skeleton
 
 FLOAT_TOLERANCE_M = 0.005
@@ -69,3 +79,25 @@ def mean_metrics(motions: list[Motion]) -> dict[str, float]:
         return {k: float("nan") for k in METRIC_KEYS}
     rows = [physics_metrics(m) for m in motions]
     return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+
+
+FLIGHT_KEYS = ("airborne_share", "flight_unexplained_g")
+
+
+def flight_metrics(motion: Motion, *, contact_height_m: float = CONTACT_HEIGHT_M,
+                   gravity: float = 9.8) -> dict[str, float]:
+    """Airborne share and unexplained centre-of-mass acceleration in flight (module docstring)."""
+    kin = forward_kinematics(motion)
+    airborne = body_lowest_points(kin).min(axis=-1) > contact_height_m  # (T,)
+    out = {"airborne_share": float(airborne.mean()) if airborne.size else float("nan"),
+           "flight_unexplained_g": float("nan")}
+    if motion.num_frames < 3:
+        return out
+    sk = load_skeleton()
+    com = np.einsum("tbi,b->ti", centers_of_mass(kin), sk.masses) / sk.masses.sum()
+    acc = np.diff(com, n=2, axis=0) * motion.fps ** 2  # at frames 1..T-2
+    inner = airborne[1:-1] & airborne[:-2] & airborne[2:]
+    if inner.any():
+        unexplained = np.linalg.norm(acc[inner] - np.array([0.0, -gravity, 0.0]), axis=-1) / gravity
+        out["flight_unexplained_g"] = float(unexplained.mean())
+    return out

@@ -95,6 +95,47 @@ def test_fall_policies(walk, policy, kept):
         assert res.samples[1].num_frames < hanging.num_frames
 
 
+def test_physics_reports_honesty_diagnostics(physics, walk):
+    res = physics.correct([walk.slice(0, 30)], seed=0)
+    d = res.diagnostics[0]
+    for key in ("assist_g", "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share",
+                "contact_violation_share", "sim_airborne_share", "airborne_share_after"):
+        assert np.isfinite(d[key]), key
+    assert 0.0 < d["residual_g"] <= d["assist_g"] + 1e-9
+
+
+@pytest.mark.parametrize("policy,kept", [("reject", []), ("keep_raw", [0])])
+def test_residual_threshold_is_a_counted_failure(walk, policy, kept):
+    """Walk needs a residual of ~0.3 m·g from the legacy assist: a 0.05 threshold refuses it."""
+    corrector = build_corrector("physics", {"max_residual_g": 0.05, "policy": policy})
+    try:
+        clip = walk.slice(0, 30)
+        res = corrector.correct([clip], seed=0)
+    finally:
+        corrector.close()
+    assert res.status == ["residual"] and res.counts == {"residual": 1}
+    assert list(res.kept_index) == kept
+    assert res.diagnostics[0]["residual_g"] > 0.05 and res.diagnostics[0]["success"] == 0.0
+    if policy == "keep_raw":
+        assert res.samples[0] is clip
+
+
+def test_exploding_state_is_a_counted_nan(physics, walk):
+    """A state outside the simulator's sane range (|root| >= 1e4 m) ends as status "nan" for that
+    sample only; the rest of the batch is corrected."""
+    far = walk.slice(0, 10).replace(root_pos=walk.root_pos[:10] + np.array([2e4, 0.0, 0.0]), name="far")
+    res = physics.correct([far, walk.slice(0, 10)], seed=0)
+    assert res.status == ["nan", "ok"] and list(res.kept_index) == [1]
+    assert res.diagnostics[0]["success"] == 0.0
+
+
+def test_residual_threshold_validated():
+    with pytest.raises(CorrectorError, match="max_residual_g"):
+        build_corrector("physics", {"max_residual_g": -1})
+    with pytest.raises(CorrectorError, match="max_residual_g"):
+        build_corrector("physics", {"max_residual_g": "lots"})
+
+
 def test_exception_is_counted_not_raised(walk, monkeypatch):
     corrector = build_corrector("physics", {"policy": "keep_partial"})
     try:

@@ -8,7 +8,11 @@ import pytest
 from motion import quaternion as quat
 from motion.deepmimic import bundled_motion_dir, read_clip
 from motion.kinematics import body_lowest_points, forward_kinematics
-from simulators import HumanoidSim, SimConfig, SimulatorConfigError, ground_align, physics_metrics, resample
+from simulators import (
+    HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics,
+    project_on_contact_cone, resample,
+)
+from simulators.contact import cone_edges, constraint_wrench_world
 
 
 def bundled(name: str):
@@ -109,3 +113,115 @@ def test_config_errors():
     with pytest.raises(SimulatorConfigError, match="control_hz"):
         SimConfig.from_dict({"physics_hz": 480, "control_hz": 100})
     assert SimConfig.from_dict({"self_collision": "true"}).self_collision is True
+
+
+# ---------------------------------------------------------------- contact-consistency accounting
+def _square(half: float = 0.1, y: float = -1.0) -> np.ndarray:
+    """Four contact points of a 20 cm square footprint, 1 m below the reference point."""
+    return np.array([[sx * half, y, sz * half] for sx in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+
+
+def test_projection_accepts_support_and_rejects_what_contacts_cannot_do():
+    edges = cone_edges(0.9)
+    up = np.array([0.0, 400.0, 0.0, 0.0, 0.0, 0.0])
+    _, res = project_on_contact_cone(up, _square(), edges)
+    assert np.linalg.norm(res) < 1e-6  # weight borne by the feet: fully explained
+    # the same force with its centre of pressure 0.5 m outside the 10 cm half-width footprint
+    tipped = up + np.array([0.0, 0.0, 0.0, 0.0, 0.0, 400.0 * 0.5])
+    real, res = project_on_contact_cone(tipped, _square(), edges)
+    assert np.allclose(real + res, tipped)
+    assert np.linalg.norm(res) > 50.0
+    # a pull downward: the ground cannot pull
+    _, res = project_on_contact_cone(-up, _square(), edges)
+    assert np.allclose(res, -up, atol=1e-6)
+    # sideways force beyond friction: only the part outside the cone remains
+    side = np.array([300.0, 100.0, 0.0, 0.0, 0.0, 0.0])
+    _, res = project_on_contact_cone(side, np.zeros((1, 3)), edges)
+    assert 0.0 < np.linalg.norm(res[:3]) < 300.0
+    # no contact (flight): everything is residual
+    _, res = project_on_contact_cone(up, np.zeros((0, 3)), edges)
+    assert np.allclose(res, up)
+
+
+def test_constraint_torque_is_read_in_world_axes():
+    """An external world-frame torque held by the assist constraint (gravity off, base tilted and
+    turned) must come back as the opposite torque in world axes."""
+    s = HumanoidSim()
+    p, cid, body = s._p, s._cid, s.body
+    try:
+        p.setGravity(0, 0, 0, physicsClientId=cid)
+        orn = list(p.getQuaternionFromEuler([0.3, 0.0, 1.2]))
+        p.resetBasePositionAndOrientation(body, [0, 2.0, 0], orn, physicsClientId=cid)
+        c = p.createConstraint(body, -1, -1, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0], [0, 2.0, 0],
+                               childFrameOrientation=orn, physicsClientId=cid)
+        p.changeConstraint(c, [0, 2.0, 0], orn, maxForce=1e5, physicsClientId=cid)
+        baseline = None
+        for torque in ([0.0, 0.0, 0.0], [50.0, 0.0, 0.0]):
+            for _ in range(3):
+                p.applyExternalTorque(body, -1, torque, p.WORLD_FRAME, physicsClientId=cid)
+                p.stepSimulation(physicsClientId=cid)
+            w = constraint_wrench_world(p.getConstraintState(c, physicsClientId=cid),
+                                        p.getBasePositionAndOrientation(body, physicsClientId=cid)[1])
+            if baseline is None:
+                baseline = w
+        held = w[3:] - baseline[3:]
+        assert np.allclose(held, [-50.0, 0.0, 0.0], atol=5.0), held
+    finally:
+        s.close()
+
+
+def test_walk_reports_residual(sim, walk):
+    res = sim.track(ground_align(walk.slice(0, 30), "percentile", 10)[0])
+    e = res.extra
+    assert 0.0 < e["residual_g"] <= e["assist_g"] + 1e-9
+    assert e["residual_flight_share"] == 0.0 and e["sim_airborne_share"] == 0.0
+    assert 0.0 <= e["contact_violation_share"] <= 1.0
+
+
+def test_assist_in_flight_off_drops_a_hanging_body(walk):
+    """A reference 1.5 m up, 0.4 s long: with the legacy assist all its help is in flight (residual share 1);
+    with assist_in_flight off the assist stops after the first step."""
+    up = walk.slice(0, 12).replace(root_pos=walk.root_pos[:12] + np.array([0.0, 1.5, 0.0]))  # 0.4 s: still in the air
+    legacy = HumanoidSim()
+    honest = HumanoidSim({"assist_in_flight": False})
+    try:
+        a = legacy.track(up, early_stop=False).extra
+        b = honest.track(up, early_stop=False).extra
+    finally:
+        legacy.close()
+        honest.close()
+    assert a["sim_airborne_share"] == 1.0 and a["residual_flight_share"] == pytest.approx(1.0)
+    assert a["residual_g"] == pytest.approx(a["assist_g"])
+    assert b["assist_g"] < 0.1 * a["assist_g"]
+
+
+def test_flight_metrics_ballistic_vs_hovering(walk):
+    frame = ground_align(walk.slice(0, 1), "min")[0]
+    n, fps = 16, 30.0
+    t = np.arange(n) / fps
+    lift = 0.3 + 3.0 * t - 0.5 * 9.8 * t ** 2  # 0.5 s, never lower than at the start (0.3 m)
+
+    def clip(heights):
+        return walk.slice(0, n).replace(root_pos=frame.root_pos[0] + np.outer(heights, [0.0, 1.0, 0.0]),
+                                        root_rot=np.repeat(frame.root_rot, n, 0),
+                                        joint_rots=np.repeat(frame.joint_rots, n, 0),
+                                        joint_angles=np.repeat(frame.joint_angles, n, 0))
+    ballistic = flight_metrics(clip(lift))
+    assert ballistic["airborne_share"] == 1.0 and ballistic["flight_unexplained_g"] < 1e-3
+    hover = flight_metrics(clip(np.full(n, 0.3)))
+    assert hover["flight_unexplained_g"] == pytest.approx(1.0)
+    assert np.isnan(flight_metrics(frame.replace(root_pos=frame.root_pos))["flight_unexplained_g"])
+
+
+def test_contact_mode_applies_only_contact_forces(walk):
+    """The "contact" assist acts through the ground only: it helps (assist > 0) and every bit of
+    it is explained by friction-cone forces at points in contact (residual ~ 0)."""
+    s = HumanoidSim({"assist_mode": "contact"})
+    try:
+        res = s.track(ground_align(walk.slice(0, 15), "percentile", 10)[0])
+    finally:
+        s.close()
+    assert res.extra["assist_g"] > 0.05
+    assert res.extra["residual_g"] < 1e-3 * res.extra["assist_g"] + 1e-6
+    with pytest.raises(SimulatorConfigError, match="assist_mode"):
+        SimConfig.from_dict({"assist_mode": "magic"})
