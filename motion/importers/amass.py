@@ -121,7 +121,7 @@ _MODEL_CACHE: dict[tuple[str, str, int], object] = {}
 def check_plain_arrays(path: Path) -> None:
     """Refuse a body-model .npz holding anything but plain numeric/text arrays.
 
-    smplx opens .npz models with ``allow_pickle=True``, so an object array in a crafted file
+    smplx opens .npz models with pickles allowed, so an object array in a crafted file
     would run code as smplx reads it. Reading every member here with ``allow_pickle=False``
     first means smplx only ever sees files in which pickling cannot occur."""
     try:
