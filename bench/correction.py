@@ -61,7 +61,7 @@ def _mean(values) -> float | None:
 
 def windows(n: int, seconds: float = 1.5):
     """n clips of ~`seconds`, cut round-robin from the bundled clips at varying offsets."""
-    from motion.deepmimic import read_directory
+    from sccl.motion.deepmimic import read_directory
 
     sources = [rc.motion for rc in read_directory()]
     out = []
@@ -77,7 +77,7 @@ def windows(n: int, seconds: float = 1.5):
 
 def run_mode(name: str, config: dict, clips: list) -> dict:
     """Correct `clips` in one process with the physics corrector under `config`."""
-    from correctors import build_corrector
+    from sccl.correctors import build_corrector
 
     corrector = build_corrector("physics", config)
     corrector.sim  # load outside the timing
@@ -145,12 +145,12 @@ def targets(rows: dict, speed: dict) -> dict:
 def semantics(modes: list[str], settings: dict, limit: int) -> dict:
     """Does correction keep what a motion *is*? Held-out real windows through each mode, judged by
     the loop's frozen evaluator (trained on the default data section, cached)."""
-    from correctors import build_corrector
-    from loop.arm import evaluator_cache_dir
-    from loop.config import DataSection, ExperimentConfig
-    from loop.evaluation import prepare_evaluator
-    from loop.realdata import load_real_data
-    from motion.features import motion_to_features
+    from sccl.correctors import build_corrector
+    from sccl.loop.arm import evaluator_cache_dir
+    from sccl.loop.config import DataSection, ExperimentConfig
+    from sccl.loop.evaluation import prepare_evaluator
+    from sccl.loop.realdata import load_real_data
+    from sccl.motion.features import motion_to_features
 
     cfg = ExperimentConfig()
     real = load_real_data(DataSection(), seed=0)
@@ -193,8 +193,8 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    from loop.commands.correct import parse_settings
-    from motion.deepmimic import read_directory
+    from sccl.loop.commands.correct import parse_settings
+    from sccl.motion.deepmimic import read_directory
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
@@ -228,7 +228,7 @@ def main() -> None:
     if not args.skip_ray:
         import ray
 
-        from loop.correction_pool import CorrectionPool
+        from sccl.loop.correction_pool import CorrectionPool
 
         config = MODES[modes[0]] | settings
         batch = windows(args.clips)

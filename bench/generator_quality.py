@@ -28,8 +28,8 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 import numpy as np  # noqa: E402
 from scipy import linalg  # noqa: E402
 
-from generators import build_generator, load_generator  # noqa: E402
-from motion.dataset import build_dataset  # noqa: E402
+from sccl.generators import build_generator, load_generator  # noqa: E402
+from sccl.motion.dataset import build_dataset  # noqa: E402
 
 
 def descriptors(windows: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

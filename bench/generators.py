@@ -35,9 +35,9 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from generators import build_generator  # noqa: E402
-from generators.diffusion import MotionDiffusion  # noqa: E402
-from motion.dataset import build_dataset  # noqa: E402
+from sccl.generators import build_generator  # noqa: E402
+from sccl.generators.diffusion import MotionDiffusion  # noqa: E402
+from sccl.motion.dataset import build_dataset  # noqa: E402
 
 #: (timed training steps, sampled clips) per preset on CPU; base is MDM scale and slow on CPU.
 CPU_WORK = {"tiny": (60, 64), "small": (20, 32), "base": (3, 4)}
@@ -92,7 +92,7 @@ def bare_loop(gen: MotionDiffusion, x: np.ndarray, y: np.ndarray, steps: int) ->
         model_fn = model
     ab_all, bs = gen._ab, cfg["batch_size"]
     model.train()
-    from generators.diffusion import _autocast, _precision
+    from sccl.generators.diffusion import _autocast, _precision
 
     _sync(gen)
     t0 = time.perf_counter()

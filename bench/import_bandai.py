@@ -55,9 +55,9 @@ def content_of(name: str) -> str:
 
 
 def bench_import(data: Path, out: Path) -> tuple[dict, list]:
-    from motion.importers import import_dataset
-    from motion.importers.labels import LabelRule
-    from motion.importers.quality import DEGENERATE_STD_DEG
+    from sccl.motion.importers import import_dataset
+    from sccl.motion.importers.labels import LabelRule
+    from sccl.motion.importers.quality import DEGENERATE_STD_DEG
 
     t0 = time.perf_counter()
     records = import_dataset(data / "data", out, "bvh", labels=LabelRule(regex=r"dataset-1_(?P<label>[^_]+)_"))
@@ -103,7 +103,7 @@ def bench_import(data: Path, out: Path) -> tuple[dict, list]:
 
 def bench_physics(motions: dict[str, list], settings: dict | None = None) -> dict:
     """Physics corrector keep rate per group of clips (default settings unless ``settings``)."""
-    from correctors.physics import PhysicsCorrector
+    from sccl.correctors.physics import PhysicsCorrector
 
     corr = PhysicsCorrector(dict(settings or {}))
     out = {}
@@ -149,11 +149,11 @@ def cmu_bvh_text(motion) -> str:
     """A CMU-convention BVH of a humanoid clip: T-pose rest with identity joint frames, facing +z, cm."""
     from scipy.spatial.transform import Rotation
 
-    from motion import quaternion as quat
-    from motion.clip import Motion
-    from motion.importers.retarget import axis_rotation
-    from motion.kinematics import forward_kinematics
-    from motion.skeleton import load_skeleton
+    from sccl.motion import quaternion as quat
+    from sccl.motion.clip import Motion
+    from sccl.motion.importers.retarget import axis_rotation
+    from sccl.motion.kinematics import forward_kinematics
+    from sccl.motion.skeleton import load_skeleton
 
     sk = load_skeleton()
     bi = {n: i for i, n in enumerate(sk.body_names)}
@@ -165,7 +165,7 @@ def cmu_bvh_text(motion) -> str:
             o[f"{side}_{part}"] = axis_rotation("x", np.radians(ang))
     jr = np.tile([0.0, 0.0, 0.0, 1.0], (1, 8, 1))
     for side, ang in (("right", -90.0), ("left", 90.0)):
-        from motion.skeleton import SPHERICAL_JOINTS
+        from sccl.motion.skeleton import SPHERICAL_JOINTS
 
         jr[0, SPHERICAL_JOINTS.index(f"{side}_shoulder")] = quat.from_axis_angle([1.0, 0, 0], np.radians(ang))
     tpose = Motion(motion.fps, np.array([[0.0, 0.9, 0.0]]), np.array([[0.0, 0, 0, 1]]), jr, np.zeros((1, 4)))
@@ -222,8 +222,8 @@ BONE_PAIRS = [("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left
 
 
 def _bone_dirs(motion) -> np.ndarray:
-    from motion.kinematics import forward_kinematics
-    from motion.skeleton import load_skeleton
+    from sccl.motion.kinematics import forward_kinematics
+    from sccl.motion.skeleton import load_skeleton
 
     sk = load_skeleton()
     p = forward_kinematics(motion).positions
@@ -233,11 +233,11 @@ def _bone_dirs(motion) -> np.ndarray:
 
 def bench_cmu(tmp: Path, physics: bool, settings: dict | None = None) -> dict:
     """Both BVH paths on CMU-convention files whose exact answer is known (the bundled clips)."""
-    from motion import quaternion as quat
-    from motion.deepmimic import read_directory
-    from motion.importers.bvh import import_bvh
-    from motion.importers.retarget import axis_rotation
-    from simulators.plausibility import physics_metrics
+    from sccl.motion import quaternion as quat
+    from sccl.motion.deepmimic import read_directory
+    from sccl.motion.importers.bvh import import_bvh
+    from sccl.motion.importers.retarget import axis_rotation
+    from sccl.simulators.plausibility import physics_metrics
 
     tmp.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list] = {"truth": [], "rotations": [], "positions": []}
@@ -293,7 +293,7 @@ def main() -> None:
         sys.exit(2)
     result: dict = {"data": str(data), "out": args.out}
     summary, records = bench_import(data, Path(args.out))
-    from motion.deepmimic import read_clip
+    from sccl.motion.deepmimic import read_clip
 
     written = {r.source.name: read_clip(r.target).motion for r in records if r.target is not None}
     summary["root_height_m_mean"] = float(np.mean([m.root_pos[:, 1].mean() for m in written.values()]))
@@ -303,13 +303,13 @@ def main() -> None:
             "walk_run_dash": [m.replace(name=n) for n, m in written.items() if content_of(n) in LOCOMOTION],
             "walk_back_left_right": [m.replace(name=n) for n, m in written.items() if content_of(n).startswith("walk-")],
         }
-        from loop.commands.correct import parse_settings
+        from sccl.loop.commands.correct import parse_settings
 
         settings = parse_settings(args.settings)
         result["physics_settings"] = settings or "defaults"
         # reference: the bundled walk and run, extended cyclically to 3 s as the dataset pipeline does
-        from motion.dataset import extend_cyclic
-        from motion.deepmimic import read_directory
+        from sccl.motion.dataset import extend_cyclic
+        from sccl.motion.deepmimic import read_directory
 
         groups["bundled_walk_run_3s"] = [extend_cyclic(rc, 3.0).motion for rc in read_directory()
                                          if rc.motion.name in ("humanoid3d_walk.txt", "humanoid3d_run.txt")]
@@ -322,7 +322,7 @@ def main() -> None:
             n = sum(content_of(k) == c for k in written)
             result["physics"][f"kept_{c}"] = f"{n - per.get(c, 0)}/{n}"
     if not args.skip_cmu:
-        from loop.commands.correct import parse_settings
+        from sccl.loop.commands.correct import parse_settings
 
         result["cmu"] = bench_cmu(Path(args.out + "_cmu_src"), physics=not args.skip_physics,
                                   settings=parse_settings(args.settings))

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from loop.config import load_config  # noqa: E402
-from loop.sweep import run_config  # noqa: E402
+from sccl.loop.config import load_config  # noqa: E402
+from sccl.loop.sweep import run_config  # noqa: E402
 
 WORK = ("train", "sample", "correct", "evaluate")
 

@@ -38,7 +38,7 @@ def _time(fn, repeat: int = 1):
 
 
 def _generation_seconds(ds, n_train: int = 256, steps: int = 300, n_syn: int = 256, n_eval: int = 128) -> dict:
-    from generators.registry import build_generator
+    from sccl.generators.registry import build_generator
 
     gen = build_generator(
         "diffusion", {"preset": "small", "sample_steps": 20, "label_names": ds.label_names, "fps": ds.fps}
@@ -68,11 +68,11 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from metrics.evaluator import get_evaluator
-    from metrics.motion_metrics import ReferenceStats, evaluate_generation, reference_metrics
-    from metrics.plots import plot_collapse_curves, render_motions_gif
-    from motion.dataset import build_dataset
-    from motion.features import features_to_motion
+    from sccl.metrics.evaluator import get_evaluator
+    from sccl.metrics.motion_metrics import ReferenceStats, evaluate_generation, reference_metrics
+    from sccl.metrics.plots import plot_collapse_curves, render_motions_gif
+    from sccl.motion.dataset import build_dataset
+    from sccl.motion.features import features_to_motion
 
     ds = build_dataset()
     out: dict = {"train_windows": len(ds.train), "heldout_windows": len(ds.heldout)}

@@ -3,11 +3,11 @@
 entry-point group or a ``module:Class`` path. Imports :mod:`motion` and :mod:`simulators`
 only (PyBullet is loaded when a physics corrector first simulates)."""
 
-from correctors.base import (
+from sccl.correctors.base import (
     POLICIES, CorrectionResult, Corrector, CorrectorError, SampleOutcome, apply_policy, indexed_normal,
     indexed_uniform, sample_seed, summarize,
 )
-from correctors.registry import ENTRY_POINT_GROUP, available_correctors, build_corrector, resolve_corrector
+from sccl.correctors.registry import ENTRY_POINT_GROUP, available_correctors, build_corrector, resolve_corrector
 
 __all__ = [
     "Corrector", "CorrectionResult", "CorrectorError", "SampleOutcome", "apply_policy", "summarize", "POLICIES",

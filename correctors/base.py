@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 

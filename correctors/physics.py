@@ -30,15 +30,15 @@ import math
 import time
 from dataclasses import fields
 
-from correctors.base import (
+from sccl.correctors.base import (
     STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError,
     SampleOutcome, apply_policy, check_domain,
 )
-from motion.clip import Motion
-from motion.errors import UserError
-from simulators.humanoid import HumanoidSim, SimConfig
-from simulators.plausibility import flight_metrics, physics_metrics
-from simulators.reference import ground_align
+from sccl.motion.clip import Motion
+from sccl.motion.errors import UserError
+from sccl.simulators.humanoid import HumanoidSim, SimConfig
+from sccl.simulators.plausibility import flight_metrics, physics_metrics
+from sccl.simulators.reference import ground_align
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,17 @@ import logging
 from importlib import metadata
 from typing import Any
 
-from correctors.base import Corrector, CorrectorError
+from sccl.correctors.base import Corrector, CorrectorError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sccl.correctors"
 
 BUILTINS: dict[str, str] = {
-    "none": "correctors.simple:IdentityCorrector",
-    "physics": "correctors.physics:PhysicsCorrector",
-    "ideal": "correctors.simple:IdealCorrector",
-    "nearest_cluster": "correctors.simple:NearestClusterCorrector",
+    "none": "sccl.correctors.simple:IdentityCorrector",
+    "physics": "sccl.correctors.physics:PhysicsCorrector",
+    "ideal": "sccl.correctors.simple:IdealCorrector",
+    "nearest_cluster": "sccl.correctors.simple:NearestClusterCorrector",
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from correctors.base import (
+from sccl.correctors.base import (
     STATUS_OK, CorrectionResult, Corrector, CorrectorError, SampleOutcome, apply_policy, check_domain,
     count_status, indexed_normal, indexed_uniform,
 )

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 #: Bumped whenever the checkpoint layout changes incompatibly.
 FORMAT_VERSION = 1
@@ -204,7 +204,7 @@ def load_generator(path: str | os.PathLike, *, expect: dict | None = None, devic
     ``device`` is where to put it (default: the generator's ``auto``, CUDA when available);
     a device stored by an older checkpoint is ignored, so a checkpoint written on a GPU loads on
     a CPU-only machine and the other way round."""
-    from generators.registry import available_generators, build_generator
+    from sccl.generators.registry import available_generators, build_generator
 
     state = read_state(path)
     kind = state["kind"]

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
-from generators.presets import resolve_config
+from sccl.generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
+from sccl.generators.presets import resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ class MotionDiffusion(Generator):
                 "steps_per_s": steps / max(seconds, 1e-9)}
 
     def _positions(self, features: torch.Tensor) -> torch.Tensor:
-        from motion.features import features_to_positions_torch
+        from sccl.motion.features import features_to_positions_torch
 
         return features_to_positions_torch(features, self.fps)
 
@@ -522,7 +522,7 @@ def samples_to_motions(features: np.ndarray, fps: float, label_names: list[str] 
                        labels: np.ndarray | None = None, name_prefix: str = "sample"):
     """Generated feature windows (N, T, 62) → list of :class:`motion.Motion` clips (the
     feature inverse projects any network output onto valid rotations)."""
-    from motion.features import features_to_motion
+    from sccl.motion.features import features_to_motion
 
     out = []
     for i, f in enumerate(np.asarray(features)):

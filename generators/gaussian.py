@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
+from sccl.generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 
-from generators.base import GeneratorConfigError
+from sccl.generators.base import GeneratorConfigError
 
 #: Keys shared by every preset (a preset or the user config may override them).
 COMMON: dict = {

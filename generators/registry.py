@@ -8,12 +8,12 @@ import importlib
 from importlib import metadata
 from typing import Callable
 
-from generators.base import Generator, GeneratorConfigError
+from sccl.generators.base import Generator, GeneratorConfigError
 
 
 def _builtin() -> dict[str, Callable[[dict], Generator]]:
-    from generators.diffusion import MotionDiffusion
-    from generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
+    from sccl.generators.diffusion import MotionDiffusion
+    from sccl.generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
 
     return {
         MotionDiffusion.name: MotionDiffusion,

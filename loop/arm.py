@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from generators.base import save_state
-from loop.config import ArmSpec, ExperimentConfig
-from loop.faults import fault_point
-from loop.realdata import RealData, load_real_data
-from loop.store import read_json, read_jsonl, read_npz, remove_stale_temp_files, write_json, write_jsonl, write_npz
+from sccl.generators.base import save_state
+from sccl.loop.config import ArmSpec, ExperimentConfig
+from sccl.loop.faults import fault_point
+from sccl.loop.realdata import RealData, load_real_data
+from sccl.loop.store import read_json, read_jsonl, read_npz, remove_stale_temp_files, write_json, write_jsonl, write_npz
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +175,13 @@ class ArmRunner:
             self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - t0
 
     def _build_generator(self):
-        from generators.registry import build_generator
+        from sccl.generators.registry import build_generator
 
         real = load_real_data(self.cfg.data, self.cfg.seed)
         return build_generator(self.cfg.generator.name, generator_config(self.cfg, real, self.device))
 
     def _load_generator(self, path: Path):
-        from generators.base import load_generator
+        from sccl.generators.base import load_generator
 
         device = self.device
         if device is None and self.cfg.generator.name == "diffusion":
@@ -281,7 +281,7 @@ class ArmRunner:
         if cfg.ray.correction_workers == 0 or not cfg.ray.enabled or cfg.corrector.name == "none":
             return InlineCorrection(cfg.corrector.name, corrector_config(cfg, real), reference,
                                     cfg.ray.correction_batch)
-        from loop.correction_pool import CorrectionPool
+        from sccl.loop.correction_pool import CorrectionPool
 
         return CorrectionPool(cfg.corrector.name, corrector_config(cfg, real), cfg.ray.correction_workers,
                               reference=reference, batch_size=cfg.ray.correction_batch,
@@ -293,7 +293,7 @@ class ArmRunner:
         Every sample is stored with its status and diagnostics, kept or not."""
         seed = derive_seed(self.cfg.seed, g, "correct")
         if real.kind == "motion" and _pool_domain(pool, self.cfg.corrector.name) in ("motion", "any"):
-            from motion.features import features_to_motion, motion_to_features
+            from sccl.motion.features import features_to_motion, motion_to_features
 
             names = real.label_names
             batch = [
@@ -387,7 +387,7 @@ class InlineCorrection:
     """Correction in the calling process, with the same interface as the Ray pool."""
 
     def __init__(self, name: str, config: dict, reference: Any, batch_size: int) -> None:
-        from correctors.registry import build_corrector
+        from sccl.correctors.registry import build_corrector
 
         self.corrector = build_corrector(name, config)
         self.domain = self.corrector.domain
@@ -396,7 +396,7 @@ class InlineCorrection:
         self.batch_size = batch_size
 
     def correct(self, batch: Any, seed: int):
-        from loop.correction_pool import correct_in_process
+        from sccl.loop.correction_pool import correct_in_process
 
         return correct_in_process(self.corrector, batch, seed, self.batch_size)
 
@@ -407,7 +407,7 @@ class InlineCorrection:
 def _pool_domain(pool: Any, name: str) -> str:
     domain = getattr(pool, "domain", None)
     if domain is None:
-        from correctors.registry import resolve_corrector
+        from sccl.correctors.registry import resolve_corrector
 
         domain = resolve_corrector(name).domain
     return domain
@@ -417,7 +417,7 @@ def train_generation0(spec: ArmSpec, real: RealData, status: StatusWriter | None
                       timings: dict[str, float] | None = None, device: str | None = None):
     """Train generation 0 on real data only (shared by every arm with the same gen0 key).
     ``device``: see :func:`generator_config`."""
-    from generators.registry import build_generator
+    from sccl.generators.registry import build_generator
 
     cfg = spec.config
     gen = build_generator(cfg.generator.name, generator_config(cfg, real, device))
@@ -450,10 +450,10 @@ class _Evaluator:
         samples = gen.sample(n, labels, derive_seed(cfg.seed, g, "eval"))
         files: list[Path] = []
         if real.kind == "gaussian":
-            from metrics.toy import toy_metrics
+            from sccl.metrics.toy import toy_metrics
 
             return toy_metrics(samples, real.target_mean, real.target_cov), files
-        from loop.evaluation import evaluate_motion_samples, render_generation
+        from sccl.loop.evaluation import evaluate_motion_samples, render_generation
 
         metrics = evaluate_motion_samples(samples, labels, real, self.cache_dir, cfg.eval.evaluator_steps)
         if cfg.eval.gif:
@@ -464,7 +464,7 @@ class _Evaluator:
 
     def plot(self, records: list[dict], out: Path) -> Path | None:
         try:
-            from metrics.plots import plot_collapse_curves
+            from sccl.metrics.plots import plot_collapse_curves
         except ImportError:  # pragma: no cover - metrics package incomplete
             return None
         plot_collapse_curves([{k: v for k, v in r.items() if k != "artifacts"} for r in records], out)
@@ -494,7 +494,7 @@ def write_metrics_table(records: list[dict], path: Path) -> Path:
     writer.writeheader()
     for r in records:
         writer.writerow({k: r.get(k, "") for k in keys})
-    from loop.store import atomic_write_bytes
+    from sccl.loop.store import atomic_write_bytes
 
     return atomic_write_bytes(path, buf.getvalue().encode())
 

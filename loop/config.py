@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 
 class ConfigError(UserError, ValueError):

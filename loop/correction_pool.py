@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from correctors import CorrectionResult, Corrector, build_corrector
-from correctors.base import correct_safely
-from motion.errors import UserError
+from sccl.correctors import CorrectionResult, Corrector, build_corrector
+from sccl.correctors.base import correct_safely
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 

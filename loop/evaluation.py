@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from loop.realdata import RealData
+from sccl.loop.realdata import RealData
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def prepare_evaluator(real: RealData, cache_dir: Path, steps: int = 600) -> Any:
         return None
     key = (id(real), str(cache_dir), steps)
     if key not in _EVALUATORS:
-        from metrics.evaluator import get_evaluator
+        from sccl.metrics.evaluator import get_evaluator
 
         _EVALUATORS[key] = get_evaluator(real.dataset, Path(cache_dir), steps=steps)
     return _EVALUATORS[key]
@@ -33,7 +33,7 @@ def prepare_evaluator(real: RealData, cache_dir: Path, steps: int = 600) -> Any:
 def evaluate_motion_samples(samples: np.ndarray, labels: np.ndarray | None, real: RealData,
                             cache_dir: Path, evaluator_steps: int = 600,
                             corrector_summary: dict | None = None) -> dict[str, float]:
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     evaluator = prepare_evaluator(real, cache_dir, evaluator_steps)
     return evaluate_generation(samples, labels, real.dataset, evaluator, corrector_summary=corrector_summary,
@@ -45,8 +45,8 @@ def render_generation(samples: np.ndarray, labels: np.ndarray | None, real: Real
     """A short GIF of a few generated motions beside real held-out ones (best effort: a
     rendering failure is logged, never fatal to the run)."""
     try:
-        from metrics.plots import render_motions_gif
-        from motion.features import features_to_motion
+        from sccl.metrics.plots import render_motions_gif
+        from sccl.motion.features import features_to_motion
 
         names = real.label_names
         gen = [features_to_motion(samples[i], real.fps, label=names[labels[i]] if labels is not None else None)

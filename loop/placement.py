@@ -19,7 +19,7 @@ import logging
 import math
 from typing import Any, Iterable
 
-from loop.config import ArmSpec, ConfigError, ExperimentConfig
+from sccl.loop.config import ArmSpec, ConfigError, ExperimentConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loop.config import DataSection
-from motion.dataset import DataConfig, MotionDataset, build_dataset
+from sccl.loop.config import DataSection
+from sccl.motion.dataset import DataConfig, MotionDataset, build_dataset
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 

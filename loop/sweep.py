@@ -24,15 +24,15 @@ from typing import Any
 
 import yaml
 
-from loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
-from loop.placement import (alive_nodes, bundles as _bundles, check_device, check_fits_cluster,
+from sccl.loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
+from sccl.loop.placement import (alive_nodes, bundles as _bundles, check_device, check_fits_cluster,
                             check_requests_feasible, gen0_cpus, task_device)
-from loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
-from generators.base import CheckpointError
-from loop.realdata import load_real_data
-from loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_json, read_jsonl, write_json
-from loop.tracking import KEY_METRICS, SWEEP_TAG, Tracker, chart_view_url, default_tracking_uri, ui_base_url
-from motion.errors import UserError
+from sccl.loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
+from sccl.generators.base import CheckpointError
+from sccl.loop.realdata import load_real_data
+from sccl.loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_json, read_jsonl, write_json
+from sccl.loop.tracking import KEY_METRICS, SWEEP_TAG, Tracker, chart_view_url, default_tracking_uri, ui_base_url
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -294,10 +294,10 @@ class Driver:
         from their config (a failing plugin import is caught here; the generator on CPU, so the
         driver needs no GPU), the configured device suits the arm's Ray resources, the real data loads, and
         the checkpoint an arm would resume from is readable and holds the right generator."""
-        from correctors.registry import build_corrector
-        from generators.base import read_state
-        from generators.registry import build_generator
-        from loop.arm import expected_checkpoint, generator_config
+        from sccl.correctors.registry import build_corrector
+        from sccl.generators.base import read_state
+        from sccl.generators.registry import build_generator
+        from sccl.loop.arm import expected_checkpoint, generator_config
 
         built: set[str] = set()
         for arm in self.arms:
@@ -440,7 +440,7 @@ class Driver:
         motion_arms = [a for a in pending if a.config.data.kind == "motion"]
         if not motion_arms:
             return
-        from loop.evaluation import prepare_evaluator
+        from sccl.loop.evaluation import prepare_evaluator
 
         first = motion_arms[0]
         real = load_real_data(first.config.data, first.config.seed)
@@ -448,7 +448,7 @@ class Driver:
         if self.sweep.get("reference_logged"):
             return
         try:
-            from metrics.motion_metrics import reference_metrics
+            from sccl.metrics.motion_metrics import reference_metrics
 
             floor = reference_metrics(real.dataset, evaluator, fps=real.fps)
             self.tracker.log_generations(self.sweep["parent_run_id"],

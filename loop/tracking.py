@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Tracker:
         failed on our side may have succeeded on the server). Returns the number of records sent."""
         from mlflow.entities import Metric
 
-        from loop.faults import fault_point
+        from sccl.loop.faults import fault_point
 
         known = self.logged_steps(run_id)
         todo = [r for r in records if int(r["generation"]) not in known]

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from motion.dataset import MotionDataset
+    from sccl.motion.dataset import MotionDataset
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ L_HIP, L_KNEE, L_ANKLE, L_SHOULDER, L_ELBOW, L_WRIST = 9, 10, 11, 12, 13, 14
 @functools.lru_cache(maxsize=1)
 def body_proportions() -> dict[str, float]:
     """Humerus length, shoulder width, hip width and rest ankle height of the humanoid (m)."""
-    from motion.skeleton import load_skeleton
+    from sccl.motion.skeleton import load_skeleton
 
     off = load_skeleton().joint_offsets
     return {

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from metrics.fid import average_pairwise_distance, frechet_distance, gaussian_stats
-from metrics.geometric import geometric_features
-from metrics.kinetic import kinetic_features
-from metrics.prdc import knn_radii, prdc
+from sccl.metrics.fid import average_pairwise_distance, frechet_distance, gaussian_stats
+from sccl.metrics.geometric import geometric_features
+from sccl.metrics.kinetic import kinetic_features
+from sccl.metrics.prdc import knn_radii, prdc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from metrics.evaluator import MotionEvaluator
-    from motion.dataset import MotionDataset
+    from sccl.metrics.evaluator import MotionEvaluator
+    from sccl.motion.dataset import MotionDataset
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def positions_from_features(features: np.ndarray, fps: float, batch: int = 512) 
     """(N, T, 15, 3) forward-kinematics positions of feature windows (start heading 0, origin)."""
     import torch
 
-    from motion.features import features_to_positions_torch
+    from sccl.motion.features import features_to_positions_torch
 
     x = np.asarray(features, np.float32)
     out = []
@@ -175,11 +175,11 @@ def multimodality(emb: np.ndarray, labels: np.ndarray, pairs: int = MULTIMODALIT
 
 def _physics(features: np.ndarray, fps: float, max_samples: int | None, seed: int) -> dict[str, float]:
     try:
-        from simulators.plausibility import physics_metrics
+        from sccl.simulators.plausibility import physics_metrics
     except ImportError as exc:  # pragma: no cover - the simulator package is part of the install
         log.warning("physics metrics unavailable (%s)", exc)
         return {}
-    from motion.features import features_to_motion
+    from sccl.motion.features import features_to_motion
 
     idx = np.arange(features.shape[0])
     if max_samples is not None and idx.size > max_samples:

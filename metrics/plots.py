@@ -109,8 +109,8 @@ def render_motions_gif(
     lengths loop on the longest."""
     from PIL import Image
 
-    from motion.kinematics import forward_kinematics
-    from motion.skeleton import load_skeleton
+    from sccl.motion.kinematics import forward_kinematics
+    from sccl.motion.skeleton import load_skeleton
 
     plt = _mpl()
     parents = load_skeleton().parents

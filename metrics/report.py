@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.plots import _mpl, metric_keys
-from motion.errors import UserError
+from sccl.metrics.plots import _mpl, metric_keys
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.fid import frechet_distance, gaussian_stats
+from sccl.metrics.fid import frechet_distance, gaussian_stats
 
 
 def gaussian_w2(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:

@@ -4,7 +4,7 @@ kinematics, the learning feature representation and datasets.
 Conventions (used everywhere): y-up world, metres, seconds, radians; quaternions x, y, z, w.
 """
 
-from motion.clip import Motion, MotionError
-from motion.errors import DataError, UserError
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.errors import DataError, UserError
 
 __all__ = ["Motion", "MotionError", "DataError", "UserError"]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion, MotionError
-from motion.deepmimic import RawClip, read_directory
-from motion.features import FEATURE_DIM, motion_to_features
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.deepmimic import RawClip, read_directory
+from sccl.motion.features import FEATURE_DIM, motion_to_features
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.clip import Motion, MotionError
-from motion.skeleton import DEEPMIMIC_JOINT_ORDER, REVOLUTE_JOINTS, SPHERICAL_JOINTS
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.skeleton import DEEPMIMIC_JOINT_ORDER, REVOLUTE_JOINTS, SPHERICAL_JOINTS
 
 FRAME_WIDTH = 44
 CLIP_PREFIX = "humanoid3d_"

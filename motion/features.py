@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
 
 NUM_SPHERICAL = len(SPHERICAL_JOINTS)
 NUM_REVOLUTE = len(REVOLUTE_JOINTS)
@@ -95,7 +95,7 @@ def features_to_motion(
     by Gram–Schmidt. Raises MotionError (through Motion) if the features are not finite."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[1] != FEATURE_DIM:
-        from motion.clip import MotionError
+        from sccl.motion.clip import MotionError
 
         raise MotionError(f"{name or 'features'}: expected shape (T, {FEATURE_DIM}), got {f.shape}")
     t = f.shape[0]
@@ -135,7 +135,7 @@ def features_to_positions_torch(features: Any, fps: float) -> Any:
     the diffusion model's geometric losses."""
     import torch
 
-    from motion.kinematics import forward_kinematics_matrices
+    from sccl.motion.kinematics import forward_kinematics_matrices
 
     f = features
     yaw_vel = f[..., 0]

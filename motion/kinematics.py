@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 
 @dataclass(frozen=True)

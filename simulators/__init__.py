@@ -4,10 +4,10 @@ fall detection, contact-consistency accounting of the assist, and FK-based plaus
 PyBullet itself is imported lazily by :class:`HumanoidSim`, so metrics stay numpy-only.
 """
 
-from simulators.humanoid import HumanoidSim, SimConfig, SimulatorConfigError, TrackResult
-from simulators.contact import ContactAccounting, project_on_contact_cone
-from simulators.plausibility import FLIGHT_KEYS, METRIC_KEYS, flight_metrics, mean_metrics, physics_metrics
-from simulators.reference import ground_align, ground_offset, resample
+from sccl.simulators.humanoid import HumanoidSim, SimConfig, SimulatorConfigError, TrackResult
+from sccl.simulators.contact import ContactAccounting, project_on_contact_cone
+from sccl.simulators.plausibility import FLIGHT_KEYS, METRIC_KEYS, flight_metrics, mean_metrics, physics_metrics
+from sccl.simulators.reference import ground_align, ground_offset, resample
 
 __all__ = [
     "HumanoidSim", "SimConfig", "SimulatorConfigError", "TrackResult",

@@ -48,15 +48,15 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion
-from motion.errors import UserError
-from motion.kinematics import body_lowest_points, forward_kinematics
-from motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
-from simulators.contact import (
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion
+from sccl.motion.errors import UserError
+from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
+from sccl.simulators.contact import (
     CONTACT_DISTANCE_M, ContactAccounting, cone_edges, constraint_wrench_world, contact_forces, wrench_size,
 )
-from simulators.reference import Reference, resample
+from sccl.simulators.reference import Reference, resample
 
 log = logging.getLogger(__name__)
 
@@ -564,7 +564,7 @@ class HumanoidSim:
         finite &= (np.abs(rp) < 1e4).all(1)
         if not finite.all():
             return _SimChunk(rp, rr, jr, ja, None, None, finite)
-        from motion.kinematics import forward_kinematics_matrices
+        from sccl.motion.kinematics import forward_kinematics_matrices
 
         rr = quat.normalize(rr)
         jr = quat.normalize(jr)

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from motion.clip import Motion
-from motion.kinematics import body_lowest_points, centers_of_mass, forward_kinematics
-from motion.skeleton import FOOT_BODIES, load_skeleton
+from sccl.motion.clip import Motion
+from sccl.motion.kinematics import body_lowest_points, centers_of_mass, forward_kinematics
+from sccl.motion.skeleton import FOOT_BODIES, load_skeleton
 
 FLOAT_TOLERANCE_M = 0.005
 CONTACT_HEIGHT_M = 0.02

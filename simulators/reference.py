@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion
-from motion.kinematics import body_lowest_points, forward_kinematics
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion
+from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 
 @dataclass(frozen=True)

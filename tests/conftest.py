@@ -122,8 +122,8 @@ class SmokeSweep:
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory, ray_session, mlflow_server) -> SmokeSweep:
-    from loop.config import load_config
-    from loop.sweep import run_config
+    from sccl.loop.config import load_config
+    from sccl.loop.sweep import run_config
 
     tmp = tmp_path_factory.mktemp("smoke")
     experiment = f"smoke-{tmp.name}"

@@ -70,7 +70,7 @@ def ray_head(tmp_path_factory):
 def test_smoke_sweep_on_a_started_cluster(ray_head, tmp_path):
     address, env = ray_head
     db = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "loop.cli", "run", str(REPO / "configs" / "smoke.yaml"),
+    cmd = [sys.executable, "-m", "sccl.loop.cli", "run", str(REPO / "configs" / "smoke.yaml"),
            f"output_dir={tmp_path}/run", f"mlflow.tracking_uri={db}", f"ray.address={address}",
            "data.n=16", "eval.num_samples=16", "eval.evaluator_steps=40", "train.steps_gen0=30",
            "train.steps_per_generation=10", "generations=1"]

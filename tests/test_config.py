@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loop.cli import main as cli_main
-from loop.config import ConfigError, config_from_dict, expand_arms, load_config, parse_override
+from sccl.loop.cli import main as cli_main
+from sccl.loop.config import ConfigError, config_from_dict, expand_arms, load_config, parse_override
 
 CONFIGS = ["smoke", "quickstart", "paper_grid", "toy_gaussian"]
 
@@ -107,7 +107,7 @@ def test_status_and_summary_keep_arm_names_apart():
     import io
     from pathlib import Path
 
-    from loop.sweep import Progress, SweepResult, summary_text
+    from sccl.loop.sweep import Progress, SweepResult, summary_text
 
     names = [f"self_correcting_synthetic_ratio=0.5_seed={s}" for s in (0, 1)] + ["x" * 80 + "_seed=7"]
     progress = Progress(names, {n: 3 for n in names}, io.StringIO())
@@ -123,7 +123,7 @@ def test_status_and_summary_keep_arm_names_apart():
 def test_corrector_params_follow_their_corrector():
     """An arm that switches corrector does not inherit the base corrector's settings (they are
     unknown to the other corrector); params_for tunes a corrector in every arm that uses it."""
-    from correctors.registry import build_corrector
+    from sccl.correctors.registry import build_corrector
 
     raw = {"corrector": {"name": "physics", "params": {"assist_cap_g": 0.3}},
            "arms": [{"name": "plain", "corrector.name": "none"}, {"name": "phys"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from correctors import build_corrector
-from loop.correction_pool import CorrectionPool, correct_batch, correct_in_process, shards
-from motion.deepmimic import bundled_motion_dir, read_clip
+from sccl.correctors import build_corrector
+from sccl.loop.correction_pool import CorrectionPool, correct_batch, correct_in_process, shards
+from sccl.motion.deepmimic import bundled_motion_dir, read_clip
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from correctors import (
+from sccl.correctors import (
     CorrectionResult, Corrector, CorrectorError, SampleOutcome, apply_policy, available_correctors, build_corrector,
     summarize,
 )
-from correctors.base import count_status
-from loop.cli import main as cli_main
-from motion import quaternion as quat
-from motion.deepmimic import bundled_motion_dir, read_clip, write_clip
-from simulators import physics_metrics
+from sccl.correctors.base import count_status
+from sccl.loop.cli import main as cli_main
+from sccl.motion import quaternion as quat
+from sccl.motion.deepmimic import bundled_motion_dir, read_clip, write_clip
+from sccl.simulators import physics_metrics
 
 
 class ScalePlugin(Corrector):

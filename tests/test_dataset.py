@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from loop.cli import main as cli_main
-from motion import MotionError
-from motion import quaternion as quat
-from motion.dataset import DataConfig, build_dataset, extend_cyclic, resample, window_starts
-from motion.deepmimic import read_directory, write_clip
+from sccl.loop.cli import main as cli_main
+from sccl.motion import MotionError
+from sccl.motion import quaternion as quat
+from sccl.motion.dataset import DataConfig, build_dataset, extend_cyclic, resample, window_starts
+from sccl.motion.deepmimic import read_directory, write_clip
 
 RAWS = {r.motion.label: r for r in read_directory()}
 

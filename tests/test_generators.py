@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from generators import CheckpointError, Generator, build_generator, load_generator
-from generators.base import FORMAT_VERSION
-from generators.diffusion import MotionDiffusion, cosine_alphas_cumprod, ddim_timesteps, samples_to_motions
-from generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
-from motion.errors import UserError
+from sccl.generators import CheckpointError, Generator, build_generator, load_generator
+from sccl.generators.base import FORMAT_VERSION
+from sccl.generators.diffusion import MotionDiffusion, cosine_alphas_cumprod, ddim_timesteps, samples_to_motions
+from sccl.generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
+from sccl.motion.errors import UserError
 
 T, D = 12, 62
 
@@ -53,7 +53,7 @@ def test_registry_builds_every_kind_and_rejects_unknown():
         assert isinstance(g, cls) and isinstance(g, Generator) and g.name == name
     with pytest.raises(UserError, match="diffusion.*gaussian.*gaussian_mixture"):
         build_generator("vae", {})
-    g = build_generator("generators.gaussian:GaussianGenerator", {"ddof": 1})
+    g = build_generator("sccl.generators.gaussian:GaussianGenerator", {"ddof": 1})
     assert isinstance(g, GaussianGenerator)
 
 
@@ -256,7 +256,7 @@ def test_save_load_resume_equals_uninterrupted(two_classes, tmp_path, keep_optim
 
 
 def test_geometric_losses_train(two_classes):
-    from motion.dataset import build_dataset
+    from sccl.motion.dataset import build_dataset
 
     data = build_dataset()
     g = tiny(lambda_pos=1.0, lambda_vel=1.0, lambda_foot=1.0, label_names=data.label_names)
@@ -267,7 +267,7 @@ def test_geometric_losses_train(two_classes):
 
 
 def test_samples_to_motions_writes_loadable_clips(trained, tmp_path):
-    from motion.deepmimic import read_clip, write_clip
+    from sccl.motion.deepmimic import read_clip, write_clip
 
     feats = trained.sample(2, np.array([0, 1]), seed=0)
     motions = samples_to_motions(feats, 20.0, ["a", "b"], np.array([0, 1]))
@@ -321,9 +321,9 @@ def test_checkpoint_is_not_pickle(trained, tmp_path):
 
 # ---------------------------------------------------------------- CLI
 def test_sample_cli(trained, tmp_path, capsys):
-    from loop.cli import main
-    from motion.deepmimic import read_directory
-    from motion.features import FEATURE_DIM
+    from sccl.loop.cli import main
+    from sccl.motion.deepmimic import read_directory
+    from sccl.motion.features import FEATURE_DIM
 
     assert D == FEATURE_DIM
     ckpt = trained.save(tmp_path / "g.safetensors")

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from motion import quaternion as quat
-from motion.clip import Motion
-from motion.deepmimic import read_clip, read_directory
-from motion.errors import UserError
-from motion.importers import import_directory
-from motion.importers.bvh import bvh_to_motion_exact, import_bvh, parse_bvh, write_bvh
-from motion.importers.retarget import humanoid_leg_length
-from motion.kinematics import forward_kinematics
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion
+from sccl.motion.deepmimic import read_clip, read_directory
+from sccl.motion.errors import UserError
+from sccl.motion.importers import import_directory
+from sccl.motion.importers.bvh import bvh_to_motion_exact, import_bvh, parse_bvh, write_bvh
+from sccl.motion.importers.retarget import humanoid_leg_length
+from sccl.motion.kinematics import forward_kinematics
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 DEG = np.pi / 180.0
 SK = load_skeleton()
@@ -125,7 +125,7 @@ def body_models(tmp_path_factory) -> Path:
 
 
 def amass(tmp_path, body_models, name="clip_poses.npz", ground=False, **kw):
-    from motion.importers.amass import import_amass
+    from sccl.motion.importers.amass import import_amass
 
     return import_amass(write_amass(tmp_path / name, **kw), body_models, ground=ground)
 
@@ -175,7 +175,7 @@ class TestAmass:
         data = dict(np.load(path))
         data["trans"] = trans
         np.savez(path, **data)
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         m = import_amass(path, body_models, ground=False)
         step = np.diff(m.root_pos, axis=0)
@@ -188,17 +188,17 @@ class TestAmass:
 
     def test_smplx_style_file_and_grounding(self, tmp_path, body_models):
         (body_models / "smplx").mkdir(exist_ok=True)
-        from motion.importers.amass import read_amass
+        from sccl.motion.importers.amass import read_amass
 
         p = write_amass(tmp_path / "x.npz", ARMS_DOWN, STAND, fps_key="mocap_frame_rate")
         assert read_amass(p)["model_type"] == "smplx" and read_amass(p)["fps"] == 60.0
         m = amass(tmp_path, body_models, "g.npz", poses_body=ARMS_DOWN, global_orient=STAND, ground=True)
-        from motion.importers.retarget import ground_offset
+        from sccl.motion.importers.retarget import ground_offset
 
         assert abs(ground_offset(m)) < 1e-9
 
     def test_missing_body_models_name_the_expected_path(self, tmp_path, body_models):
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         p = write_amass(tmp_path / "a.npz", ARMS_DOWN, STAND)
         with pytest.raises(UserError, match=r"smplh/SMPLH_MALE\.npz"):
@@ -210,14 +210,14 @@ class TestAmass:
             import_amass(p, None)
 
     def test_missing_smplx_explains_how_to_install(self, tmp_path, monkeypatch):
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         monkeypatch.setitem(sys.modules, "smplx", None)
         with pytest.raises(UserError, match=r"pip install 'sccl\[smpl\]'"):
             import_amass(tmp_path / "whatever.npz", tmp_path)
 
     def test_not_an_amass_file(self, tmp_path, body_models):
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         p = tmp_path / "bad.npz"
         np.savez(p, foo=np.zeros(3))
@@ -233,7 +233,7 @@ class TestAmass:
         np.savez(tmp_path / "bm" / "smplh" / "SMPLH_MALE.npz", **d)
         p = tmp_path / "walk.npz"
         np.savez(p, poses=np.zeros((2, 156)), trans=np.zeros((2, 3)), mocap_framerate=30.0, gender="male")
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         with pytest.raises(UserError, match=r"SMPLH_MALE\.npz: body model holds a pickled \(object\) array, refused"):
             import_amass(p, tmp_path / "bm", ground=False)
@@ -256,7 +256,7 @@ class TestAmass:
             poses[:, 3 * j:3 * j + 3] = aa(r)
         p = tmp_path / "smpl.npz"
         np.savez(p, poses=poses, trans=np.tile([0.0, -0.95, 0.95], (2, 1)), mocap_framerate=30.0, gender="neutral")
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         with pytest.raises(UserError, match=r"SMPL_NEUTRAL\.pkl: a \.pkl body model is a Python pickle"):
             import_amass(p, tmp_path / "bm", ground=False)  # pickles load only when trusted explicitly
@@ -467,7 +467,7 @@ def smpl_positions(local: np.ndarray, heading: np.ndarray, root: np.ndarray) -> 
 
 
 def qbetween(u, v):
-    from motion.importers.retarget import shortest_rotation
+    from sccl.motion.importers.retarget import shortest_rotation
 
     return shortest_rotation(u, v)
 
@@ -475,7 +475,7 @@ def qbetween(u, v):
 def encode_humanml3d(positions: np.ndarray) -> np.ndarray:
     """HumanML3D's feature extraction (motion_process.py: get_cont6d_params + process_file),
     rewritten with rotation matrices. positions: (T, 22, 3), first frame facing +z."""
-    from motion.importers.humanml3d import RAW_OFFSETS
+    from sccl.motion.importers.humanml3d import RAW_OFFSETS
 
     t = positions.shape[0]
     r_hip, l_hip, sdr_r, sdr_l = 2, 1, 17, 16
@@ -528,7 +528,7 @@ class TestHumanML3D:
         return p, heading[:-1]
 
     def test_known_answers_under_turning(self, tmp_path):
-        from motion.importers.humanml3d import import_humanml3d
+        from sccl.motion.importers.humanml3d import import_humanml3d
 
         p, heading = self._clip(tmp_path, knee_deg=60.0, elbow_deg=90.0, turn_deg=90.0)
         m = import_humanml3d(p, ground=False)
@@ -542,7 +542,7 @@ class TestHumanML3D:
             assert np.allclose(np.abs(joint_quat(m, j)[:, 3]), 1.0, atol=1e-4), j
 
     def test_bad_feature_file(self, tmp_path):
-        from motion.importers.humanml3d import import_humanml3d
+        from sccl.motion.importers.humanml3d import import_humanml3d
 
         p = tmp_path / "x.npy"
         np.save(p, np.zeros((5, 251)))
@@ -663,8 +663,8 @@ def bone_dirs(motion) -> np.ndarray:
 class TestPositionFit:
     @pytest.mark.parametrize("naming", ["unity", "mixamo", "smpl"])
     def test_folded_rest_pose_known_answers(self, tmp_path, naming):
-        from motion.importers.bvh import bvh_fit, read_bvh
-        from motion.importers.quality import fit_report
+        from sccl.motion.importers.bvh import bvh_fit, read_bvh
+        from sccl.motion.importers.quality import fit_report
 
         src = humanoid_source_motion()
         p = write_unity_bvh(tmp_path / "take.bvh", src, naming)
@@ -684,7 +684,7 @@ class TestPositionFit:
         assert fit.scale == pytest.approx(1 / 1.1, rel=1e-3)
 
     def test_hinge_clamps_and_refusal(self, tmp_path, capsys):
-        from loop.cli import main
+        from sccl.loop.cli import main
 
         src_dir = tmp_path / "src"
         src_dir.mkdir()
@@ -704,15 +704,15 @@ class TestPositionFit:
         assert not (tmp_path / "ds" / "bent_backwards.txt").exists()
 
     def test_degenerate_hinge_is_refused(self):
-        from motion.importers.quality import refusal_reasons
+        from sccl.motion.importers.quality import refusal_reasons
 
         rep = {"_hinge_std": {"right_knee": 0.0, "left_knee": 12.0}, "_source_bend_std": {"right_knee": 9.0}}
         assert refusal_reasons(rep) == ["right_knee is constant (std 0.00 deg) while the source bends it (std 9.0 deg)"]
         assert refusal_reasons({"bone_err_mean_deg": 3.0, "contact_agreement": 0.9, "penetrate_mm": float("nan")}) == []
 
     def test_round_trip_through_export(self, tmp_path):
-        from loop.cli import main
-        from motion.importers.bvh import bvh_fit
+        from sccl.loop.cli import main
+        from sccl.motion.importers.bvh import bvh_fit
 
         src_dir = tmp_path / "src"
         src_dir.mkdir()
@@ -729,7 +729,7 @@ class TestPositionFit:
         assert np.abs(refit.joint_angles - first.joint_angles).max() < np.radians(0.5)
 
     def test_position_channels_replace_offsets_only_when_they_hold_them(self, tmp_path):
-        from motion.importers.bvh import position_channels_absolute, read_bvh
+        from sccl.motion.importers.bvh import position_channels_absolute, read_bvh
 
         assert position_channels_absolute(read_bvh(write_unity_bvh(tmp_path / "u.bvh", humanoid_source_motion(t=3))))
         cmu = write_cmu_bvh(tmp_path / "c.bvh", [BVH_ARMS_DOWN])
@@ -752,7 +752,7 @@ class TestLabels:
         return sorted(p.name for p in d.glob("*.txt"))
 
     def test_regex_sidecar_and_csv(self, tmp_path):
-        from loop.cli import main
+        from sccl.loop.cli import main
 
         src = self._dataset(tmp_path)
         common = ["import", "--format", "bvh", "--accept-all", str(src)]
@@ -777,7 +777,7 @@ class TestLabels:
         (["--label-csv", "LABELS"], r"dataset-1_run_happy_001\.bvh: not in the label CSV"),
     ])
     def test_label_errors_are_one_line(self, tmp_path, capsys, extra, match):
-        from loop.cli import main
+        from sccl.loop.cli import main
 
         src = self._dataset(tmp_path)
         (tmp_path / "labels.csv").write_text("file,label\nother.bvh,x\n")
@@ -795,7 +795,7 @@ BANDAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai-namco
 
 def test_shipped_bandai_config(tmp_path):
     """configs/bandai_namco.yaml is valid once its data.path holds an import, and says what is missing before."""
-    from loop.config import ConfigError, expand_arms, load_config
+    from sccl.loop.config import ConfigError, expand_arms, load_config
 
     cfg_path = Path(__file__).resolve().parents[1] / "configs" / "bandai_namco.yaml"
     with pytest.raises(ConfigError, match=r"'data.path': directory .*does not exist"):
@@ -810,8 +810,8 @@ class TestBandaiNamco:
     def test_real_clips(self, tmp_path):
         if not (BANDAI / "data").is_dir():
             pytest.skip(f"Bandai Namco Research Motion Dataset 1 not found at {BANDAI} (see README: Importing your own mocap)")
-        from motion.importers import import_dataset
-        from motion.importers.labels import LabelRule
+        from sccl.motion.importers import import_dataset
+        from sccl.motion.importers.labels import LabelRule
 
         src = tmp_path / "src"
         src.mkdir()
@@ -833,7 +833,7 @@ class TestBandaiNamco:
 # ==================================================================================== CLI
 class TestCli:
     def test_import_export_and_data_info(self, tmp_path, capsys):
-        from loop.cli import main
+        from sccl.loop.cli import main
 
         src = tmp_path / "mocap"
         src.mkdir()
@@ -871,7 +871,7 @@ class TestCli:
         assert read_clip(written[0]).motion.num_frames == 4
 
     def test_cli_errors_are_one_line(self, tmp_path, capsys):
-        from loop.cli import main
+        from sccl.loop.cli import main
 
         assert main(["import", "--format", "amass", str(tmp_path), str(tmp_path / "out")]) == 2
         assert "no amass files" in capsys.readouterr().err

@@ -8,11 +8,11 @@ import pybullet_data
 import pytest
 import torch
 
-from motion import quaternion as quat
-from motion.deepmimic import read_directory
-from motion.features import FEATURE_DIM, SLICES, features_to_motion, features_to_positions_torch, motion_to_features
-from motion.kinematics import body_lowest_points, centers_of_mass, forward_kinematics
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion import quaternion as quat
+from sccl.motion.deepmimic import read_directory
+from sccl.motion.features import FEATURE_DIM, SLICES, features_to_motion, features_to_positions_torch, motion_to_features
+from sccl.motion.kinematics import body_lowest_points, centers_of_mass, forward_kinematics
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 CLIPS = read_directory()
 
@@ -60,7 +60,7 @@ def test_fk_matches_pybullet_on_every_frame_of_every_bundled_clip(bullet):
 def test_fk_is_vectorised_over_batches_and_torch_matches_numpy():
     m = CLIPS[-1].motion
     kin = forward_kinematics(m)
-    from motion.kinematics import forward_kinematics_matrices
+    from sccl.motion.kinematics import forward_kinematics_matrices
 
     batch = forward_kinematics_matrices(
         np.stack([m.root_pos] * 3), quat.to_matrix(np.stack([m.root_rot] * 3)),
@@ -118,7 +118,7 @@ def test_inverse_of_arbitrary_features_is_valid_and_idempotent():
 
 
 def test_mirroring_twice_is_identity_and_reflects_positions():
-    from motion.skeleton import load_skeleton
+    from sccl.motion.skeleton import load_skeleton
 
     sk = load_skeleton()
     swap = []

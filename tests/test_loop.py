@@ -14,9 +14,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from loop.config import load_config
-from loop.store import read_jsonl, read_npz
-from loop.sweep import Driver, resume_run_dir, run_config
+from sccl.loop.config import load_config
+from sccl.loop.store import read_jsonl, read_npz
+from sccl.loop.sweep import Driver, resume_run_dir, run_config
 
 from conftest import FAST, REPO, SMOKE
 
@@ -83,7 +83,7 @@ def test_smoke_sweep_with_ray_and_mlflow_server(smoke_sweep, tmp_path, monkeypat
 
 
 def _run_cli(args: list[str], env: dict, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "loop.cli", *args], env=env, cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "sccl.loop.cli", *args], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 
@@ -129,7 +129,7 @@ def test_rerun_with_different_config_is_refused(tmp_path):
     over = ["ray.enabled=false", f"output_dir={tmp_path}/r", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db",
             "generations=1", "grid={}", "eval.plots=false"]
     run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", over))
-    from loop.store import RunDirError
+    from sccl.loop.store import RunDirError
 
     with pytest.raises(RunDirError, match="different configuration"):
         Driver(load_config(REPO / "configs" / "toy_gaussian.yaml", over + ["seed=5"])).prepare()
@@ -149,7 +149,7 @@ def test_resume_accepts_the_overrides_it_allows(tmp_path):
     exp = client.get_experiment_by_name("toy_gaussian")
     arm = next(r for r in client.search_runs([exp.experiment_id]) if "sccl.arm" in r.data.tags)
     assert _history(client, arm.info.run_id, "loop/generation") == [0, 1, 2]
-    from loop.config import ConfigError
+    from sccl.loop.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"only ray\.\*, mlflow\.\*, eval\.gif, eval\.plots may change"):
         resume_run_dir(tmp_path / "r", ["generations=3"])

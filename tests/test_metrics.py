@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from metrics.fid import average_pairwise_distance, frechet_distance, frechet_distance_from_samples
-from metrics.geometric import GEOMETRIC_DIM, geometric_feature_names, geometric_features
-from metrics.kinetic import KINETIC_DIM, kinetic_features
-from metrics.prdc import knn_radii, prdc
-from metrics.toy import gaussian_w2, toy_metrics
+from sccl.metrics.fid import average_pairwise_distance, frechet_distance, frechet_distance_from_samples
+from sccl.metrics.geometric import GEOMETRIC_DIM, geometric_feature_names, geometric_features
+from sccl.metrics.kinetic import KINETIC_DIM, kinetic_features
+from sccl.metrics.prdc import knn_radii, prdc
+from sccl.metrics.toy import gaussian_w2, toy_metrics
 
 
 # ------------------------------------------------------------------------ Fréchet distance
@@ -127,7 +127,7 @@ def test_kinetic_features_constant_velocity():
 
 
 def test_uniform_translation_keeps_fid_k(dataset):
-    from motion.kinematics import forward_kinematics
+    from sccl.motion.kinematics import forward_kinematics
 
     pos = np.stack([forward_kinematics(m).positions for m in dataset.train.motions[:80]])
     ref = np.stack([forward_kinematics(m).positions for m in dataset.heldout.motions])
@@ -143,7 +143,7 @@ def test_uniform_translation_keeps_fid_k(dataset):
 
 # -------------------------------------------------------------------------- geometric
 def _standing(frames: int = 10, upside_down: bool = False):
-    from motion.clip import Motion
+    from sccl.motion.clip import Motion
 
     root_rot = np.array([1.0, 0.0, 0.0, 0.0]) if upside_down else np.array([0.0, 0.0, 0.0, 1.0])
     return Motion(
@@ -156,7 +156,7 @@ def _standing(frames: int = 10, upside_down: bool = False):
 
 
 def test_geometric_features_rest_pose_and_upside_down():
-    from motion.kinematics import forward_kinematics
+    from sccl.motion.kinematics import forward_kinematics
 
     names = geometric_feature_names()
     assert len(names) == GEOMETRIC_DIM == len(set(names))
@@ -169,7 +169,7 @@ def test_geometric_features_rest_pose_and_upside_down():
 
 
 def test_geometric_features_are_shares_and_translation_invariant(dataset):
-    from motion.kinematics import forward_kinematics
+    from sccl.motion.kinematics import forward_kinematics
 
     pos = np.stack([forward_kinematics(m).positions for m in dataset.train.motions[:40]])
     g = geometric_features(pos, dataset.fps)
@@ -180,7 +180,7 @@ def test_geometric_features_are_shares_and_translation_invariant(dataset):
 # ------------------------------------------------------------------------- evaluator
 @pytest.fixture(scope="module")
 def dataset():
-    from motion.dataset import build_dataset
+    from sccl.motion.dataset import build_dataset
 
     return build_dataset()
 
@@ -192,13 +192,13 @@ def evaluator_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluator(dataset, evaluator_cache):
-    from metrics.evaluator import get_evaluator
+    from sccl.metrics.evaluator import get_evaluator
 
     return get_evaluator(dataset, evaluator_cache, seed=0, steps=150)
 
 
 def test_evaluator_learns_labels_and_is_cached(dataset, evaluator, evaluator_cache):
-    from metrics.evaluator import get_evaluator
+    from sccl.metrics.evaluator import get_evaluator
 
     assert evaluator.info["train_accuracy"] > 0.9
     assert evaluator.info["heldout_accuracy"] > 0.6
@@ -212,7 +212,7 @@ def test_evaluator_learns_labels_and_is_cached(dataset, evaluator, evaluator_cac
 
 
 def test_evaluator_hash_covers_data_and_settings(dataset):
-    from metrics.evaluator import EvaluatorSettings, dataset_hash
+    from sccl.metrics.evaluator import EvaluatorSettings, dataset_hash
 
     base = dataset_hash(dataset, EvaluatorSettings(steps=150))
     assert dataset_hash(dataset, EvaluatorSettings(steps=150)) == base
@@ -221,7 +221,7 @@ def test_evaluator_hash_covers_data_and_settings(dataset):
 
 
 def test_corrupt_cache_is_retrained(dataset, tmp_path):
-    from metrics.evaluator import EvaluatorSettings, dataset_hash, get_evaluator
+    from sccl.metrics.evaluator import EvaluatorSettings, dataset_hash, get_evaluator
 
     key = dataset_hash(dataset, EvaluatorSettings(steps=5))
     (tmp_path / f"evaluator-{key}.safetensors").write_bytes(b"not a safetensors file")
@@ -247,13 +247,13 @@ def _noisy(dataset, sigma: float, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def train_metrics(dataset, evaluator):
-    from metrics.motion_metrics import reference_metrics
+    from sccl.metrics.motion_metrics import reference_metrics
 
     return reference_metrics(dataset, evaluator, physics_max_samples=100)
 
 
 def test_evaluate_generation_keys_and_known_answers(dataset, evaluator, train_metrics):
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     assert EXPECTED_KEYS <= set(train_metrics)
     assert all(np.isfinite(v) for v in train_metrics.values())
@@ -271,7 +271,7 @@ def test_evaluate_generation_keys_and_known_answers(dataset, evaluator, train_me
 
 
 def test_unlabelled_samples_and_corrector_passthrough(dataset, evaluator):
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     summary = {"acceptance_rate": 0.75, "failure": {"fell": 3, "diverged": 1}, "note": "text is skipped"}
     m = evaluate_generation(
@@ -284,7 +284,7 @@ def test_unlabelled_samples_and_corrector_passthrough(dataset, evaluator):
 
 
 def test_bad_samples_are_rejected_with_a_message(dataset, evaluator):
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     bad = dataset.heldout.features.copy()
     bad[3, 4, 5] = np.nan
@@ -295,7 +295,7 @@ def test_bad_samples_are_rejected_with_a_message(dataset, evaluator):
 def test_real_data_fid_is_small_against_an_untrained_model(dataset, evaluator, train_metrics):
     """Train vs held-out real windows against what an untrained generator produces: i.i.d.
     noise with the data's per-channel mean and std (an untrained denoiser's output)."""
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     rng = np.random.default_rng(0)
     f = dataset.train.features
@@ -307,7 +307,7 @@ def test_real_data_fid_is_small_against_an_untrained_model(dataset, evaluator, t
 
 
 def test_noise_raises_fid_and_phys_err_monotonically(dataset, evaluator):
-    from metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.motion_metrics import evaluate_generation
 
     rows = [
         evaluate_generation(_noisy(dataset, s), dataset.train.labels, dataset, evaluator, physics_max_samples=120)
@@ -320,9 +320,9 @@ def test_noise_raises_fid_and_phys_err_monotonically(dataset, evaluator):
 
 def test_clip_lowered_3cm_penetrates_30mm(dataset, evaluator):
     """A standing clip whose lowest point touches the floor, lowered by 3 cm."""
-    from metrics.motion_metrics import evaluate_generation
-    from motion.features import motion_to_features
-    from motion.kinematics import body_lowest_points, forward_kinematics
+    from sccl.metrics.motion_metrics import evaluate_generation
+    from sccl.motion.features import motion_to_features
+    from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 
     clip = _standing(frames=30)
     lowest = body_lowest_points(forward_kinematics(clip)).min()
@@ -334,13 +334,13 @@ def test_clip_lowered_3cm_penetrates_30mm(dataset, evaluator):
 
 
 def test_reference_stats_are_built_once(dataset, evaluator):
-    from metrics.motion_metrics import get_reference_stats
+    from sccl.metrics.motion_metrics import get_reference_stats
 
     assert get_reference_stats(dataset, evaluator) is get_reference_stats(dataset, evaluator)
 
 
 def test_diversity_and_multimodality_known():
-    from metrics.motion_metrics import diversity, multimodality
+    from sccl.metrics.motion_metrics import diversity, multimodality
 
     emb = np.array([[0.0, 0.0]] * 10 + [[3.0, 4.0]] * 10)
     labels = np.array([0] * 10 + [1] * 10)
@@ -354,7 +354,7 @@ def test_diversity_and_multimodality_known():
 def test_collapse_curve_png_and_gif(tmp_path, dataset):
     from PIL import Image
 
-    from metrics.plots import plot_collapse_curves, render_motions_gif
+    from sccl.metrics.plots import plot_collapse_curves, render_motions_gif
 
     history = [
         {"generation": g, "quality/fid": 10.0 + g, "physics/jitter": float("nan") if g == 1 else g, "timing/metrics_s": 1.0}

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motion import Motion, MotionError
-from motion import quaternion as quat
-from motion.deepmimic import FRAME_WIDTH, list_clip_files, read_clip, read_directory, write_clip
+from sccl.motion import Motion, MotionError
+from sccl.motion import quaternion as quat
+from sccl.motion.deepmimic import FRAME_WIDTH, list_clip_files, read_clip, read_directory, write_clip
 
 
 def make_motion(t: int = 5, **kw) -> Motion:

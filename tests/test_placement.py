@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from loop.config import ConfigError, config_from_dict, expand_arms
+from sccl.loop.config import ConfigError, config_from_dict, expand_arms
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_arm_gpus_rejects_the_rest_naming_the_key(value, why):
 
 # ------------------------------------------------------------ device vs resources (items 1, 2)
 def test_device_checks_against_the_arms_resources():
-    from loop.placement import check_device
+    from sccl.loop.placement import check_device
 
     check_device(paper_grid("generator.params.device=cuda"))  # arm_gpus 0.25: sees one GPU, cuda:0
     check_device(paper_grid("generator.params.device=cuda:0"))
@@ -60,7 +60,7 @@ def test_paper_grid_validates_on_a_cpu_only_head(tmp_path):
     CPU-only head refused the sweep and a GPU head took a CUDA context for the whole run)."""
     import torch
 
-    from loop.sweep import Driver
+    from sccl.loop.sweep import Driver
 
     assert not torch.cuda.is_available()  # what this test is about; true on the CI machines
     cfg = paper_grid(f"output_dir={tmp_path / 'run'}", "generator.params.device=cuda")
@@ -73,7 +73,7 @@ def test_paper_grid_validates_on_a_cpu_only_head(tmp_path):
 
 
 def test_arm_device_rule():
-    from loop.placement import arm_device
+    from sccl.loop.placement import arm_device
 
     assert arm_device("auto", []) == "cpu"
     assert arm_device(None, []) == "cpu"
@@ -108,7 +108,7 @@ def ray_fake_gpus():
 def test_arm_device_follows_ray_resources(ray_fake_gpus):
     """``arm_gpus: 0`` means CPU even on a node with GPUs (Ray ≥ 2.4x leaves the GPUs visible
     to zero-GPU tasks); a GPU share means the reserved GPU, which the task sees as ``cuda``."""
-    from loop.sweep import _task_device  # what _arm_task and _gen0_task run on
+    from sccl.loop.sweep import _task_device  # what _arm_task and _gen0_task run on
 
     ray = ray_fake_gpus
     arm = expand_arms(paper_grid())[-1]
@@ -127,7 +127,7 @@ def test_arm_device_follows_ray_resources(ray_fake_gpus):
 
 
 def test_fits_check_uses_the_connected_cluster(ray_fake_gpus):
-    from loop.placement import alive_nodes, check_fits_cluster
+    from sccl.loop.placement import alive_nodes, check_fits_cluster
 
     nodes = alive_nodes()
     assert nodes and nodes[0]["GPU"] == 2
@@ -144,7 +144,7 @@ GPU_SMALL = {"CPU": 8.0, "GPU": 1.0, "memory": 1e11}
 def test_gen0_cpus_are_sized_from_nodes_that_can_hold_the_request():
     """The largest node has no GPU: sizing gen-0 from it asked for 64/2 CPUs plus a GPU
     share, which no node has, and the driver then waited for ever."""
-    from loop.placement import gen0_cpus
+    from sccl.loop.placement import gen0_cpus
 
     cfg = expand_arms(paper_grid())[0].config
     assert cfg.ray.arm_gpus > 0
@@ -157,7 +157,7 @@ def test_gen0_cpus_are_sized_from_nodes_that_can_hold_the_request():
 
 def test_fit_check_is_per_node_not_maxima_over_different_nodes():
     """6 CPUs + a GPU share: the CPU node has the CPUs, the GPU node the GPU, none has both."""
-    from loop.placement import check_fits_cluster
+    from sccl.loop.placement import check_fits_cluster
 
     arm = expand_arms(paper_grid())[-1]  # self_correcting: 2 + 4 x 1 CPUs and 0.25 GPU
     small_gpu = {"CPU": 4.0, "GPU": 1.0}
@@ -167,7 +167,7 @@ def test_fit_check_is_per_node_not_maxima_over_different_nodes():
 
 
 def test_a_request_that_no_node_can_hold_any_more_fails():
-    from loop.placement import check_requests_feasible
+    from sccl.loop.placement import check_requests_feasible
 
     check_requests_feasible([("generation 0 of arm a", {"CPU": 4.0, "GPU": 0.5})], [GPU_SMALL])
     with pytest.raises(ConfigError, match=r"generation 0 of arm a needs 4 CPU, 0\.5 GPU"):
@@ -176,7 +176,7 @@ def test_a_request_that_no_node_can_hold_any_more_fails():
 
 # ------------------------------------------------------------ portable checkpoints (item 5)
 def _tiny_trained():
-    from generators import build_generator
+    from sccl.generators import build_generator
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 8, 62)).astype(np.float32)
@@ -192,7 +192,7 @@ def test_checkpoint_written_on_a_gpu_loads_on_cpu(tmp_path):
     loads on a CPU-only machine, onto the loading side's device."""
     import torch
 
-    from generators.base import load_generator, save_state
+    from sccl.generators.base import load_generator, save_state
 
     g, x, y = _tiny_trained()
     state = g.state_dict()
@@ -209,8 +209,8 @@ def test_arm_resumes_a_gpu_checkpoint_on_its_own_device(tmp_path):
     """The arm loads onto the device its resources give it, whatever wrote the checkpoint."""
     import torch
 
-    from generators.base import save_state
-    from loop.arm import ArmRunner
+    from sccl.generators.base import save_state
+    from sccl.loop.arm import ArmRunner
 
     g, _, _ = _tiny_trained()
     state = g.state_dict()
@@ -231,7 +231,7 @@ def test_heterogeneous_two_node_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    from loop.placement import alive_nodes, check_fits_cluster, gen0_cpus
+    from sccl.loop.placement import alive_nodes, check_fits_cluster, gen0_cpus
 
     was = ray.is_initialized()
     if was:

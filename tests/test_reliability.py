@@ -23,18 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import free_port
-from correctors import CorrectionResult, Corrector, build_corrector
-from correctors.base import CorrectorError, SampleOutcome, apply_policy
-from generators.base import FORMAT_VERSION, CheckpointError, read_state
-from generators.registry import build_generator
-from loop.cli import build_parser
-from loop.cli import main as cli_main
-from loop.config import ConfigError, config_from_dict, load_config
-from loop.correction_pool import correct_in_process
-from loop.store import read_json, read_jsonl, read_npz
-from loop.sweep import Driver, resume_run_dir, run_config
-from motion.deepmimic import list_clip_files, read_clip
-from motion import MotionError
+from sccl.correctors import CorrectionResult, Corrector, build_corrector
+from sccl.correctors.base import CorrectorError, SampleOutcome, apply_policy
+from sccl.generators.base import FORMAT_VERSION, CheckpointError, read_state
+from sccl.generators.registry import build_generator
+from sccl.loop.cli import build_parser
+from sccl.loop.cli import main as cli_main
+from sccl.loop.config import ConfigError, config_from_dict, load_config
+from sccl.loop.correction_pool import correct_in_process
+from sccl.loop.store import read_json, read_jsonl, read_npz
+from sccl.loop.sweep import Driver, resume_run_dir, run_config
+from sccl.motion.deepmimic import list_clip_files, read_clip
+from sccl.motion import MotionError
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
@@ -51,7 +51,7 @@ METRIC_PREFIXES = ("quality/", "diversity/", "physics/", "correction/")
 def _cli(args: list[str], env_extra: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SCCL_FAULT"}
     env.update({"PYTHONUNBUFFERED": "1", **(env_extra or {})})
-    return subprocess.run([sys.executable, "-m", "loop.cli", *args], env=env, cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sccl.loop.cli", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -205,8 +205,8 @@ def _with_format_version(raw: bytes, version: int) -> bytes:
 
 
 def test_arm_loads_checkpoints_only_of_its_own_preset(tmp_path):
-    from loop.arm import ArmRunner
-    from loop.config import expand_arms
+    from sccl.loop.arm import ArmRunner
+    from sccl.loop.config import expand_arms
 
     (arm,) = expand_arms(load_config(SMOKE, TINY))
     path = tmp_path / "small.safetensors"
@@ -340,7 +340,7 @@ def test_simulation_blow_up_and_crash_are_caught(monkeypatch):
 def test_ray_worker_that_dies_on_every_try_fails_the_batch_cleanly(ray_session):
     """A shard whose worker dies on every try is retried max_retries times, then the batch
     fails with a clear error (no hang, no silent loss); the pool is usable afterwards."""
-    from loop.correction_pool import CorrectionPool, CorrectionPoolError
+    from sccl.loop.correction_pool import CorrectionPool, CorrectionPoolError
 
     cfg = {"gamma": 1.0, "target_mean": [0.0], "target_cov": [[1.0]]}
     x = np.arange(8.0)[:, None]
@@ -630,7 +630,7 @@ def test_no_unsafe_calls_in_the_package():
 def test_second_driver_on_a_run_dir_is_refused_and_stale_temp_files_go(tmp_path, capsys):
     """A run directory is held by one driver at a time (the second gets a one-line error with
     the holder's pid, nothing written); the next driver removes temp files a killed writer left."""
-    from loop.store import RunDirLock
+    from sccl.loop.store import RunDirLock
 
     run_dir = tmp_path / "run"
     args = ["run", SMOKE, *TINY, "generations=0", f"output_dir={run_dir}",

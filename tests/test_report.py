@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from loop.cli import main
-from metrics.report import build_report, load_run, mean_ci
+from sccl.loop.cli import main
+from sccl.metrics.report import build_report, load_run, mean_ci
 
 
 def _write_arm(run, name, group, seed, fids, extra=None):
@@ -74,7 +74,7 @@ def test_window_averages_last_generations_then_ci_over_seeds(run_dir, tmp_path):
 
 
 def test_moving_average_and_auto_smoothing(tmp_path):
-    from metrics.report import auto_smooth, moving_average
+    from sccl.metrics.report import auto_smooth, moving_average
 
     avg = moving_average(np.array([1.0, 3.0, np.nan, 5.0, 7.0]), 2)
     np.testing.assert_allclose(avg, [1.0, 2.0, 3.0, 5.0, 6.0])

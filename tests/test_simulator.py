@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motion import quaternion as quat
-from motion.deepmimic import bundled_motion_dir, read_clip
-from motion.kinematics import body_lowest_points, forward_kinematics
-from simulators import (
+from sccl.motion import quaternion as quat
+from sccl.motion.deepmimic import bundled_motion_dir, read_clip
+from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+from sccl.simulators import (
     HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics,
     project_on_contact_cone, resample,
 )
-from simulators.contact import cone_edges, constraint_wrench_world
+from sccl.simulators.contact import cone_edges, constraint_wrench_world
 
 
 def bundled(name: str):

@@ -40,14 +40,14 @@ import math
 import numpy as np
 from scipy.special import digamma
 
-from generators.base import load_generator
-from generators.registry import build_generator
-from loop.arm import (InlineCorrection, corrector_config, derive_seed, generator_config, mix_training_set,
+from sccl.generators.base import load_generator
+from sccl.generators.registry import build_generator
+from sccl.loop.arm import (InlineCorrection, corrector_config, derive_seed, generator_config, mix_training_set,
                       train_generation0)
-from loop.config import ArmSpec, ExperimentConfig, config_from_dict
-from loop.realdata import load_real_data
-from loop.store import read_json, read_jsonl
-from metrics.toy import gaussian_w2, toy_metrics
+from sccl.loop.config import ArmSpec, ExperimentConfig, config_from_dict
+from sccl.loop.realdata import load_real_data
+from sccl.loop.store import read_json, read_jsonl
+from sccl.metrics.toy import gaussian_w2, toy_metrics
 
 Z = 4.0  #: z-score bound of every Monte-Carlo check
 
@@ -121,7 +121,7 @@ def assert_mean(samples: np.ndarray, expected, what: str) -> None:
 
 # --------------------------------------------------------------------- 1. kernel == loop
 def test_kernel_reproduces_the_full_loop(tmp_path):
-    from loop.sweep import run_config
+    from sccl.loop.sweep import run_config
 
     g_last = 6
     cfg = make_config(
@@ -137,7 +137,7 @@ def test_kernel_reproduces_the_full_loop(tmp_path):
     )
     result = run_config(cfg)
     assert not result.failed and len(result.arms) == 6
-    from loop.config import expand_arms
+    from sccl.loop.config import expand_arms
 
     for spec in expand_arms(cfg):
         arm_dir = tmp_path / "run" / "arms" / spec.name

@@ -101,7 +101,7 @@ def test_sccl_ui_prints_the_sweeps_link(smoke_sweep):
     result = smoke_sweep.result
     uri = smoke_sweep.server.uri
     for args in (["ui", str(result.run_dir)], ["ui", "--tracking-uri", uri]):
-        proc = subprocess.run([sys.executable, "-m", "loop.cli", *args], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "sccl.loop.cli", *args], capture_output=True, text=True,
                               timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")})
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert result.chart_url in proc.stdout.split(), proc.stdout
@@ -112,7 +112,7 @@ def test_sccl_ui_prints_the_sweeps_link(smoke_sweep):
 
 
 def test_sccl_ui_on_a_directory_that_is_no_run(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "loop.cli", "ui", str(tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sccl.loop.cli", "ui", str(tmp_path)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0
     assert "not a run directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 
 def parse_settings(items: list[str] | None) -> dict:
@@ -29,7 +29,7 @@ def parse_settings(items: list[str] | None) -> dict:
 def input_files(path: str) -> list:
     """Clip files of IN; the bundled motion directory is filtered to its humanoid clips
     (it also holds a quadruped clip in another layout)."""
-    from motion.deepmimic import bundled_motion_dir, list_clip_files
+    from sccl.motion.deepmimic import bundled_motion_dir, list_clip_files
 
     if Path(path).resolve() == bundled_motion_dir().resolve():
         return list_clip_files(None)
@@ -88,9 +88,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from correctors import summarize
-    from loop.correction_pool import correct_batch
-    from motion.deepmimic import read_clip, write_clip
+    from sccl.correctors import summarize
+    from sccl.loop.correction_pool import correct_batch
+    from sccl.motion.deepmimic import read_clip, write_clip
 
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0, got {args.workers}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from motion.dataset import DataConfig, build_dataset
+from sccl.motion.dataset import DataConfig, build_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -59,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     import time
 
-    from motion.importers import REPORT_NAME, import_dataset
-    from motion.importers.labels import LabelRule
+    from sccl.motion.importers import REPORT_NAME, import_dataset
+    from sccl.motion.importers.labels import LabelRule
 
     rule = LabelRule(label=args.label, regex=args.label_regex, sidecar_key=args.label_sidecar,
                      label_list=args.label_list, csv_path=args.label_csv)
@@ -103,7 +103,7 @@ def format_record(r) -> str:  # noqa: ANN001 - motion.importers.ClipRecord
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from motion.importers.export import export_directory
+    from sccl.motion.importers.export import export_directory
 
     written = export_directory(args.src, args.dst, args.format, order=args.order, units=args.units)
     print(f"wrote {len(written)} file(s) to {args.dst}")

@@ -16,9 +16,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from motion.deepmimic import read_clip
-    from loop.commands.correct import input_files
-    from simulators.plausibility import METRIC_KEYS, physics_metrics
+    from sccl.motion.deepmimic import read_clip
+    from sccl.loop.commands.correct import input_files
+    from sccl.simulators.plausibility import METRIC_KEYS, physics_metrics
 
     files = input_files(args.input)
     rows = [{"clip": f.name, **physics_metrics(read_clip(f).motion)} for f in files]

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from metrics.report import build_report
+    from sccl.metrics.report import build_report
 
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report"

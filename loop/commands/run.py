@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loop.config import load_config
+from sccl.loop.config import load_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,20 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _finish(result) -> int:
-    from loop.sweep import summary_text
+    from sccl.loop.sweep import summary_text
 
     print(summary_text(result))
     return 1 if result.failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from loop.sweep import run_config
+    from sccl.loop.sweep import run_config
 
     cfg = load_config(args.config, args.overrides)
     return _finish(run_config(cfg, sys.stderr))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from loop.sweep import resume_run_dir
+    from sccl.loop.sweep import resume_run_dir
 
     return _finish(resume_run_dir(args.run_dir, args.overrides, sys.stderr))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ def _labels(names: list[str] | None, requested: list[str] | None, n: int) -> np.
 
 
 def run(args: argparse.Namespace) -> int:
-    from generators import load_generator
-    from generators.diffusion import MotionDiffusion, samples_to_motions
-    from motion.deepmimic import write_clip
+    from sccl.generators import load_generator
+    from sccl.generators.diffusion import MotionDiffusion, samples_to_motions
+    from sccl.motion.deepmimic import write_clip
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sweep_links(tracking_uri: str, base_url: str, run_dir: str | None, newest: int = 5) -> list[tuple[str, str]]:
     """(description, deep link) of RUN_DIR's sweep, or of the `newest` sweeps in the store."""
-    from loop.store import read_json
-    from loop.tracking import SHARED_VIEW_PREFIX, Tracker, chart_view_url
+    from sccl.loop.store import read_json
+    from sccl.loop.tracking import SHARED_VIEW_PREFIX, Tracker, chart_view_url
 
     if run_dir is not None:
         sweep = read_json(Path(run_dir) / "sweep.json")
@@ -76,8 +76,8 @@ def _open_when_up(base_url: str, link: str, timeout: float = 120.0) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from loop.store import read_json
-    from loop.tracking import default_tracking_uri, ui_base_url
+    from sccl.loop.store import read_json
+    from sccl.loop.tracking import default_tracking_uri, ui_base_url
 
     uri = args.tracking_uri
     if uri is None and args.run_dir is not None:

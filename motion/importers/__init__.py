@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from motion.clip import Motion
-from motion.deepmimic import write_clip
-from motion.errors import UserError
-from motion.importers.labels import LabelRule
+from sccl.motion.clip import Motion
+from sccl.motion.deepmimic import write_clip
+from sccl.motion.errors import UserError
+from sccl.motion.importers.labels import LabelRule
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ def import_with_report(path: str | os.PathLike, fmt: str, *, label: str | None =
     """One source file -> (humanoid clip, quality report); see :mod:`motion.importers.quality`.
     The full report needs source positions: BVH through the position fit; the other paths
     report what the clip alone tells (physics metrics, hinge variation)."""
-    from motion.importers.quality import fit_report, motion_report
+    from sccl.motion.importers.quality import fit_report, motion_report
 
     if fmt == "amass":
-        from motion.importers.amass import import_amass
+        from sccl.motion.importers.amass import import_amass
 
         motion = import_amass(path, body_models, label=label, ground=ground, trust_pickle=trust_pickle)
         return motion, motion_report(motion)
     if fmt == "bvh":
-        from motion.importers.bvh import bvh_fit, import_bvh, is_sccl_export, read_bvh
+        from sccl.motion.importers.bvh import bvh_fit, import_bvh, is_sccl_export, read_bvh
 
         bvh = read_bvh(path)
         if method == "positions" and not is_sccl_export(bvh):
@@ -55,7 +55,7 @@ def import_with_report(path: str | os.PathLike, fmt: str, *, label: str | None =
         motion = import_bvh(path, joint_map=joint_map, label=label, up=up, units=units, ground=ground, method=method)
         return motion, motion_report(motion)
     if fmt == "humanml3d":
-        from motion.importers.humanml3d import import_humanml3d
+        from sccl.motion.importers.humanml3d import import_humanml3d
 
         motion = import_humanml3d(path, label=label, ground=ground)
         return motion, motion_report(motion)
@@ -113,7 +113,7 @@ def import_dataset(src: str | os.PathLike, dst: str | os.PathLike, fmt: str, *, 
     DeepMimic files carry no label: the dataset reader takes it from the file name. Clips are
     named ``<stem>.txt`` (label = stem) or, with a label, ``<label>__<stem>.txt`` -- the naming
     ``sccl sample`` uses too."""
-    from motion.importers.quality import THRESHOLDS, refusal_reasons
+    from sccl.motion.importers.quality import THRESHOLDS, refusal_reasons
 
     rule = labels or LabelRule(label=label)
     src_root = Path(src)
@@ -143,7 +143,7 @@ def import_dataset(src: str | os.PathLike, dst: str | os.PathLike, fmt: str, *, 
 
 def write_report(records: list[ClipRecord], path: Path) -> Path:
     """The per-clip quality report as CSV (atomic write)."""
-    from motion.importers.quality import FIELDS
+    from sccl.motion.importers.quality import FIELDS
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

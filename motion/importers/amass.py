@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.clip import Motion, MotionError
-from motion.errors import UserError
-from motion.importers.retarget import JointMap, MapEntry, SourceMotion, retarget
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.errors import UserError
+from sccl.motion.importers.retarget import JointMap, MapEntry, SourceMotion, retarget
 
 log = logging.getLogger(__name__)
 

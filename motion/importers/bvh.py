@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from motion.clip import Motion, MotionError
-from motion.importers.posefit import FitResult, PointMap
-from motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget
-from motion.kinematics import forward_kinematics
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.importers.posefit import FitResult, PointMap
+from sccl.motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget
+from sccl.motion.kinematics import forward_kinematics
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def bvh_source(bvh: Bvh, *, up: str = "y", units: str = "auto", end_sites: bool 
         rest[n + k] = rest[i] + end
         names.append(f"{bvh.joints[i].name}_end")
     if up == "z":
-        from motion.importers.amass import Z_UP_TO_Y_UP as c
+        from sccl.motion.importers.amass import Z_UP_TO_Y_UP as c
 
         world = c @ world @ c.T
         pos = pos @ c.T
@@ -403,7 +403,7 @@ def is_sccl_export(bvh: Bvh) -> bool:
 def resolve_point_map(names: tuple[str, ...], joint_map: "JointMap | PointMap | str | os.PathLike | None",
                       where: str) -> PointMap:
     """The position path's map: automatic, or from a JointMap / PointMap / JSON file."""
-    from motion.importers.posefit import auto_point_map
+    from sccl.motion.importers.posefit import auto_point_map
 
     if joint_map is None:
         return auto_point_map(names, where)
@@ -426,7 +426,7 @@ def bvh_fit(
 ) -> "FitResult":
     """Read a BVH file and fit the humanoid to its joint positions (with what the quality
     report needs); see :mod:`motion.importers.posefit`."""
-    from motion.importers.posefit import fit_positions
+    from sccl.motion.importers.posefit import fit_positions
 
     bvh = bvh if bvh is not None else read_bvh(path)
     pmap = resolve_point_map(bvh.names, joint_map, str(path))
@@ -578,8 +578,8 @@ def write_bvh(motion: Motion, path: str | os.PathLike, order: str = "ZYX", units
 def bvh_to_motion_exact(path: str | os.PathLike, label: str | None = None) -> Motion:
     """Read back a BVH written by :func:`write_bvh` without retargeting (same skeleton):
     local rotations are the humanoid's own. Used to check exports bit for bit."""
-    from motion import quaternion as quat
-    from motion.importers.retarget import twist_angle_z
+    from sccl.motion import quaternion as quat
+    from sccl.motion.importers.retarget import twist_angle_z
 
     bvh = read_bvh(path)
     inv = {v: k for k, v in EXPORT_NAMES.items()}

@@ -6,9 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from motion.deepmimic import list_clip_files, read_clip, write_clip
-from motion.errors import UserError
-from motion.importers.bvh import write_bvh
+from sccl.motion.deepmimic import list_clip_files, read_clip, write_clip
+from sccl.motion.errors import UserError
+from sccl.motion.importers.bvh import write_bvh
 
 log = logging.getLogger(__name__)
 

@@ -49,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion, MotionError
-from motion.importers.amass import SMPL_BODY_JOINTS, SMPL_BODY_PARENTS, SMPL_JOINT_MAP
-from motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget, shortest_rotation
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.importers.amass import SMPL_BODY_JOINTS, SMPL_BODY_PARENTS, SMPL_JOINT_MAP
+from sccl.motion.importers.retarget import JointMap, MapEntry, SourceMotion, axis_rotation, retarget, shortest_rotation
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from motion.errors import UserError
+from sccl.motion.errors import UserError
 
 
 def clean_label(label: str, where: str) -> str:

@@ -51,12 +51,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion, MotionError
-from motion.importers.retarget import (
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.importers.retarget import (
     REVOLUTE_LIMITS, JointMap, SourceMotion, axis_rotation, continuous_quaternions, humanoid_leg_length, shortest_rotation,
 )
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ def fit_positions(
 
 def foot_lowest(motion: Motion) -> np.ndarray:
     """(T, 2) lowest collision point of the right and left foot."""
-    from motion.kinematics import body_lowest_points, forward_kinematics
+    from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 
     sk = load_skeleton()
     lows = body_lowest_points(forward_kinematics(motion))

@@ -30,9 +30,9 @@ from typing import Mapping
 
 import numpy as np
 
-from motion.clip import Motion
-from motion.importers.posefit import CONTACT_HEIGHT_M, CONTACT_SPEED_MS, FitResult, foot_lowest
-from motion.skeleton import REVOLUTE_JOINTS, load_skeleton
+from sccl.motion.clip import Motion
+from sccl.motion.importers.posefit import CONTACT_HEIGHT_M, CONTACT_SPEED_MS, FitResult, foot_lowest
+from sccl.motion.skeleton import REVOLUTE_JOINTS, load_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def humanoid_contacts(motion: Motion) -> np.ndarray:
     """(T, 2) humanoid foot contacts (right, left): lowest foot point within 5 cm of y = 0 and
     ankle slower than 0.5 m/s horizontally -- the rule used for the source."""
-    from motion.kinematics import forward_kinematics
+    from sccl.motion.kinematics import forward_kinematics
 
     sk = load_skeleton()
     low = foot_lowest(motion)
@@ -73,8 +73,8 @@ def humanoid_contacts(motion: Motion) -> np.ndarray:
 
 def fit_report(fit: FitResult) -> dict:
     """The quality report of one position-fitted clip (see module docstring)."""
-    from motion.kinematics import forward_kinematics
-    from simulators.plausibility import physics_metrics
+    from sccl.motion.kinematics import forward_kinematics
+    from sccl.simulators.plausibility import physics_metrics
 
     m = fit.motion
     sk = load_skeleton()
@@ -118,7 +118,7 @@ def fit_report(fit: FitResult) -> dict:
 def motion_report(motion: Motion) -> dict:
     """What can be measured without source positions (AMASS, HumanML3D, exact BVH read-back):
     physics metrics and hinge variation; the other fields are left empty."""
-    from simulators.plausibility import physics_metrics
+    from sccl.simulators.plausibility import physics_metrics
 
     phys = physics_metrics(motion)
     stds = np.degrees(motion.joint_angles.std(axis=0))
@@ -129,7 +129,7 @@ def motion_report(motion: Motion) -> dict:
 
 
 def _limits(hinge: str) -> tuple[float, float]:
-    from motion.importers.retarget import REVOLUTE_LIMITS
+    from sccl.motion.importers.retarget import REVOLUTE_LIMITS
 
     return REVOLUTE_LIMITS[hinge]
 

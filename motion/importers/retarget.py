@@ -40,9 +40,9 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from motion import quaternion as quat
-from motion.clip import Motion, MotionError
-from motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
+from sccl.motion import quaternion as quat
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def humanoid_leg_length() -> float:
 
 def ground_offset(motion: Motion) -> float:
     """Height of the lowest foot point over the whole clip (what to subtract to ground it)."""
-    from motion.kinematics import body_lowest_points, forward_kinematics
+    from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 
     sk = load_skeleton()
     lows = body_lowest_points(forward_kinematics(motion))
