@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -105,7 +106,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env.pop("MLFLOW_EXPERIMENT_ID", None)
     if args.open and links:
         threading.Thread(target=_open_when_up, args=(base_url, links[0][1]), daemon=True).start()
+    proc = subprocess.Popen(cmd, env=env)
+    # the UI server must not outlive this command: a SIGTERM (a job scheduler, `timeout`) is
+    # passed on; Ctrl-C reaches both processes through the terminal's process group
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
-        return subprocess.call(cmd, env=env)
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.wait()
         return 0
