@@ -587,12 +587,22 @@ def test_tracking_server_outage_mid_run(tmp_path, mlflow_server, reference, monk
 
 
 # ------------------------------------------------------------------ 5. safe defaults
-def test_ui_binds_loopback_and_builds_no_shell_command(monkeypatch):
+def test_ui_binds_loopback_and_builds_no_shell_command(monkeypatch, tmp_path):
     args = build_parser().parse_args(["ui"])
     assert args.host == "127.0.0.1"
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append((cmd, kw)) or 0)
+
+    class Recorded:  # stands in for the UI server process: only the argument list is under test
+        def __init__(self, cmd, **kw):
+            calls.append((cmd, kw))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
     assert cli_main(["ui", "--tracking-uri", "sqlite:///x.db; rm -rf /"]) == 0
+    assert not list(tmp_path.iterdir())  # showing a store never creates it
     cmd, kw = calls[0]
     assert isinstance(cmd, list) and not kw.get("shell")
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"

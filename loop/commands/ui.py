@@ -45,6 +45,8 @@ def sweep_links(tracking_uri: str, base_url: str, run_dir: str | None, newest: i
             raise UserError(f"{run_dir}: not a run directory of `sccl run` (no sweep.json with MLflow ids)")
         return [(f"sweep {sweep.get('name')} ({run_dir})",
                  chart_view_url(base_url, sweep["experiment_id"], sweep["parent_run_id"]))]
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+        return []  # no store yet: opening one with a client would create the database file
     tracker = Tracker(tracking_uri)
     tracker.check()
     experiments = {e.experiment_id: e for e in tracker.client.search_experiments()}
