@@ -44,13 +44,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.clip import Motion
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import build_dataclass
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
 from sccl.simulators.contact import (
@@ -146,35 +147,10 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, config: dict | None) -> "SimConfig":
-        """Build from a plain dict, rejecting unknown keys and bad values with a clear error."""
-        config = dict(config or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise SimulatorConfigError(
-                f"unknown simulator setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        kwargs = {}
-        for key, value in config.items():
-            default = known[key].default
-            try:
-                if isinstance(default, str):
-                    kwargs[key] = str(value)
-                elif isinstance(default, bool):
-                    if isinstance(value, str):
-                        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                            raise ValueError(value)
-                        value = value.lower() in ("true", "1", "yes")
-                    kwargs[key] = bool(value)
-                elif isinstance(default, int):
-                    kwargs[key] = int(value)
-                else:
-                    kwargs[key] = float(value)
-            except (TypeError, ValueError):
-                raise SimulatorConfigError(
-                    f"simulator setting {key}={value!r}: expected {type(default).__name__}"
-                ) from None
-        cfg = cls(**kwargs)
+        """Build from a plain dict, rejecting unknown keys (with the closest known one) and bad
+        values with a one-line error naming the setting. Numbers and booleans written as
+        strings are accepted, because ``sccl correct --set`` and older files pass them so."""
+        cfg = build_dataclass(cls, config, error=SimulatorConfigError, what="simulator setting", lenient=True)
         cfg.validate()
         return cfg
 
