@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from sccl.generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
-from sccl.generators.presets import resolve_config
+from sccl.generators.presets import DiffusionSettings, resolve_config
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ class MotionDiffusion(Generator):
     and is saved in checkpoints; otherwise a fresh AdamW is created at every ``fit``."""
 
     name = "diffusion"
+    settings_class = DiffusionSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(resolve_config(config))
