@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import numpy as np
@@ -44,6 +45,7 @@ from torch import nn
 
 from sccl.generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
 from sccl.generators.presets import DiffusionSettings, resolve_config
+from sccl.motion.features import features_to_motion, features_to_positions_torch
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +140,6 @@ def _precision(cfg: dict) -> Iterator[None]:
         if cfg.get("deterministic"):
             # cuBLAS needs a fixed workspace for repeatable results; it reads this variable when
             # it creates its handle, so it is set before the first CUDA matmul of the process.
-            import os
-
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         yield
@@ -151,8 +151,6 @@ def _precision(cfg: dict) -> Iterator[None]:
 
 def _autocast(cfg: dict, device: torch.device):
     """bf16 autocast around the network when ``autocast: bf16`` (else a no-op context)."""
-    from contextlib import nullcontext
-
     if cfg.get("autocast") in (None, False, "off", "none"):
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -366,8 +364,6 @@ class MotionDiffusion(Generator):
                 "steps_per_s": steps / max(seconds, 1e-9)}
 
     def _positions(self, features: torch.Tensor) -> torch.Tensor:
-        from sccl.motion.features import features_to_positions_torch
-
         return features_to_positions_torch(features, self.fps)
 
     def _loss(self, model: Denoiser, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, y: torch.Tensor,
@@ -523,8 +519,6 @@ def samples_to_motions(features: np.ndarray, fps: float, label_names: list[str] 
                        labels: np.ndarray | None = None, name_prefix: str = "sample"):
     """Generated feature windows (N, T, 62) → list of :class:`motion.Motion` clips (the
     feature inverse projects any network output onto valid rotations)."""
-    from sccl.motion.features import features_to_motion
-
     out = []
     for i, f in enumerate(np.asarray(features)):
         label = None

@@ -18,6 +18,7 @@ from sccl.motion.errors import UserError
 
 
 def _builtin() -> dict[str, Callable[[dict], Generator]]:
+    # Imported on use: building a Gaussian toy (or listing names) must not pay for importing torch.
     from sccl.generators.diffusion import MotionDiffusion
     from sccl.generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
 
