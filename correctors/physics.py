@@ -13,12 +13,13 @@ with the centre of pressure in the support polygon, and nothing in flight) and t
 motion, i.e. the mean residual in units of body weight), its force and torque parts, the
 share of it spent in flight, and the share of control steps that violate contact
 consistency. ``max_residual_g`` turns that into acceptance: a clip tracked without a fall
-but needing more residual than this gets status ``residual`` (default: no threshold, as
-before; see the README for the calibration on the bundled clips).
+but needing more residual than this gets status ``residual`` (default: no threshold, because
+no setting keeps the bundled clips below a useful one; see the README's calibration).
 
-Config keys: every :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...),
-plus ``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none")
-and ``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
+Settings (:class:`PhysicsSettings`, parsed from the config dict): every
+:class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...), plus
+``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none") and
+``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
 point is put on the ground — it ignores the few frames where a rolled foot box dips deep,
 which "min" would turn into a floating clip), and the common ``policy``.
 """
