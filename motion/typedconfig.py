@@ -7,18 +7,21 @@ names the key, suggests the closest known one ("did you mean ...?") and lists wh
 It lives at the bottom layer because the simulator needs it and must not import the loop.
 
 ``lenient=True`` additionally accepts numbers and booleans written as strings ("0.3",
-"true"), integral floats for integers and 0/1 for booleans: settings typed on a command
-line (``sccl correct --set``) or read from older files arrive that way, and the
-component parsers have always accepted them.
+"true"), integral floats for integers, 0/1 for booleans, numpy scalars, and tuples or numpy
+arrays for lists: settings typed on a command line (``sccl correct --set``), read from older
+files or built in Python arrive that way, and the component parsers have always accepted them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import types
 import typing
 from typing import Any, Mapping, TypeVar
+
+import numpy as np
 
 from sccl.motion.errors import UserError
 
@@ -67,6 +70,8 @@ class _Parser:
                 raise self.error(f"{self.what} '{key}': expected a mapping (section), got {value!r}")
             return self.build(tp, value, key + ".")
         if origin is list:
+            if self.lenient and isinstance(value, (tuple, np.ndarray)):
+                value = value.tolist() if isinstance(value, np.ndarray) else list(value)
             if not isinstance(value, list):
                 raise self.fail(key, "a list", value)
             (item,) = typing.get_args(tp) or (Any,)
@@ -113,6 +118,8 @@ class _Parser:
 
     def _float(self, value: Any, key: str) -> float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if self.lenient and isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
             return float(value)
         if self.lenient and isinstance(value, str):
             try:

@@ -57,3 +57,13 @@ def test_settings_match_the_dict_the_component_keeps():
     assert {k: getattr(g.settings, k) for k in g.config} == g.config
     c = build_corrector("nearest_cluster", {"k": 3, "policy": "keep_raw"})
     assert (c.settings.k, c.k, c.policy, c.config) == (3, 3, "keep_raw", {"k": 3, "policy": "keep_raw"})
+
+
+def test_component_settings_accept_python_sequences_and_numpy_scalars():
+    import numpy as np
+
+    g = build_generator("diffusion", {"preset": "tiny", "device": "cpu", "label_names": ("a", "b"),
+                                      "layers": np.int64(2), "lr": np.float32(0.5)})
+    assert g.settings.label_names == ["a", "b"] and g.config["layers"] == 2 and g.settings.lr == 0.5
+    with pytest.raises(GeneratorConfigError, match="'label_names\\[0\\]': expected a string"):
+        build_generator("diffusion", {"preset": "tiny", "label_names": (1, 2)})
