@@ -17,6 +17,7 @@ batch size, and nothing non-finite is ever placed in ``samples``.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 from abc import ABC, abstractmethod
@@ -26,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import build_dataclass, field_names
 
 log = logging.getLogger(__name__)
 
@@ -215,14 +217,31 @@ class Corrector(ABC):
 
     Subclasses set ``name`` and ``domain`` ("motion": batches are ``list[Motion]``;
     "vector": batches are arrays ``(N, ...)``) and implement :meth:`correct`. The
-    constructor takes one plain, picklable dict; unknown keys should raise
-    :class:`CorrectorError`. The common key ``policy`` selects the failure policy.
+    constructor takes one plain, picklable dict (``self.config``), because that is what
+    travels to every Ray worker. The common key ``policy`` selects the failure policy.
+
+    Settings are declared one of two ways:
+
+    * ``settings_class``: a dataclass of typed settings; the constructor parses the dict
+      (minus ``policy``) into ``self.settings`` with the parser the experiment config uses,
+      so an unknown key gets a "did you mean" error and a wrong type names the key. Every
+      built-in does this.
+    * ``config_keys``: just the accepted key names (a plugin reading its plain dict itself);
+      None accepts anything.
     """
 
     name: str = "corrector"
     domain: str = "motion"
+    #: Typed settings (a dataclass); parsed into :attr:`settings`. None: plain dict only.
+    settings_class: type | None = None
     #: Config keys this corrector accepts besides ``policy`` (None = accept anything).
+    #: Derived from :attr:`settings_class` when that is set.
     config_keys: tuple[str, ...] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("settings_class") is not None and "config_keys" not in cls.__dict__:
+            cls.config_keys = field_names(cls.settings_class)
 
     def __init__(self, config: dict | None = None) -> None:
         config = dict(config or {})
@@ -230,12 +249,19 @@ class Corrector(ABC):
         self.policy = str(config.get("policy", "reject"))
         if self.policy not in POLICIES:
             raise CorrectorError(f"corrector {self.name}: policy {self.policy!r} is not one of {', '.join(POLICIES)}")
-        if self.config_keys is not None:
-            unknown = sorted(set(config) - set(self.config_keys) - {"policy"})
+        settings = {k: v for k, v in config.items() if k != "policy"}
+        self.settings: Any = None
+        if self.settings_class is not None:
+            self.settings = build_dataclass(self.settings_class, settings, error=CorrectorError,
+                                            what=f"corrector {self.name} setting", lenient=True)
+        elif self.config_keys is not None:
+            known = sorted(set(self.config_keys) | {"policy"})
+            unknown = sorted(set(settings) - set(self.config_keys))
             if unknown:
+                close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
                 raise CorrectorError(
-                    f"corrector {self.name}: unknown setting(s) {', '.join(unknown)}; "
-                    f"known: {', '.join(sorted(set(self.config_keys) | {'policy'}))}"
+                    f"corrector {self.name}: unknown setting(s) {', '.join(unknown)}{hint}; known: {', '.join(known)}"
                 )
 
     def prepare(self, reference: Any) -> None:

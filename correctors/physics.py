@@ -13,12 +13,13 @@ with the centre of pressure in the support polygon, and nothing in flight) and t
 motion, i.e. the mean residual in units of body weight), its force and torque parts, the
 share of it spent in flight, and the share of control steps that violate contact
 consistency. ``max_residual_g`` turns that into acceptance: a clip tracked without a fall
-but needing more residual than this gets status ``residual`` (default: no threshold, as
-before; see the README for the calibration on the bundled clips).
+but needing more residual than this gets status ``residual`` (default: no threshold, because
+no setting keeps the bundled clips below a useful one; see the README's calibration).
 
-Config keys: every :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...),
-plus ``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none")
-and ``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
+Settings (:class:`PhysicsSettings`, parsed from the config dict): every
+:class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...), plus
+``max_residual_g`` (default inf: off), ``ground_align`` ("percentile" | "min" | "none") and
+``ground_percentile`` (default 10: the 10th percentile of the per-frame lowest collision
 point is put on the ground — it ignores the few frames where a rolled foot box dips deep,
 which "min" would turn into a floating clip), and the common ``policy``.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import fields
+from dataclasses import dataclass
 
 from sccl.correctors.base import (
     STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError,
@@ -36,17 +37,32 @@ from sccl.correctors.base import (
 )
 from sccl.motion.clip import Motion
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import field_names
 from sccl.simulators.humanoid import HumanoidSim, SimConfig
 from sccl.simulators.plausibility import flight_metrics, physics_metrics
 from sccl.simulators.reference import ground_align
 
 log = logging.getLogger(__name__)
 
-_SIM_KEYS = tuple(f.name for f in fields(SimConfig))
 #: Per-sample contact-consistency diagnostics (see simulators.contact.ContactAccounting.summary).
 HONESTY_KEYS = ("assist_g", "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share",
                 "contact_violation_share", "sim_airborne_share", "accounting_failures")
 GROUND_MODES = ("percentile", "min", "none")
+_SIM_KEYS = field_names(SimConfig)
+
+
+@dataclass
+class PhysicsSettings(SimConfig):
+    """Settings of ``physics``: every simulator setting plus how clips meet the ground and
+    how much non-contact help a kept clip may need."""
+
+    ground_align: str = "percentile"  #: "percentile" | "min" | "none"
+    ground_percentile: float = 10.0  #: percentile of the per-frame lowest point put on y = 0
+    max_residual_g: float = math.inf  #: residual (m·g) above which a tracked clip is rejected
+
+    def sim_config(self) -> SimConfig:
+        """The simulator's part of these settings."""
+        return SimConfig(**{k: getattr(self, k) for k in _SIM_KEYS})
 
 
 class PhysicsCorrector(Corrector):
@@ -54,30 +70,25 @@ class PhysicsCorrector(Corrector):
 
     name = "physics"
     domain = "motion"
-    config_keys = _SIM_KEYS + ("ground_align", "ground_percentile", "max_residual_g")
+    settings_class = PhysicsSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        sim_cfg = {k: v for k, v in self.config.items() if k in _SIM_KEYS}
+        settings: PhysicsSettings = self.settings
         try:
-            self.sim_config = SimConfig.from_dict(sim_cfg)
+            settings.sim_config().validate()
         except UserError as exc:
             raise CorrectorError(f"corrector physics: {exc}") from None
-        self.ground_mode = str(self.config.get("ground_align", "percentile"))
+        self.sim_config = settings.sim_config()
+        self.ground_mode = settings.ground_align
         if self.ground_mode not in GROUND_MODES:
             raise CorrectorError(
                 f"corrector physics: ground_align={self.ground_mode!r}, expected one of {', '.join(GROUND_MODES)}"
             )
-        try:
-            self.ground_percentile = float(self.config.get("ground_percentile", 10.0))
-        except (TypeError, ValueError):
-            raise CorrectorError("corrector physics: ground_percentile must be a number in [0, 100]") from None
+        self.ground_percentile = settings.ground_percentile
         if not 0.0 <= self.ground_percentile <= 100.0:
             raise CorrectorError(f"corrector physics: ground_percentile={self.ground_percentile}, expected [0, 100]")
-        try:
-            self.max_residual_g = float(self.config.get("max_residual_g", math.inf))
-        except (TypeError, ValueError):
-            raise CorrectorError("corrector physics: max_residual_g must be a number >= 0 (m·g)") from None
+        self.max_residual_g = settings.max_residual_g
         if not self.max_residual_g >= 0.0:
             raise CorrectorError(f"corrector physics: max_residual_g={self.max_residual_g}, expected >= 0 (m·g)")
         self._sim: HumanoidSim | None = None

@@ -12,6 +12,7 @@ of the way toward it (0 < strength < 1).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,15 +25,28 @@ from sccl.correctors.base import (
 log = logging.getLogger(__name__)
 
 
-def _number(name: str, config: dict, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
-    value = config.get(key, default)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise CorrectorError(f"corrector {name}: {key}={value!r} is not a number") from None
+def _check_range(name: str, key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
     if not np.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
         raise CorrectorError(f"corrector {name}: {key}={value!r}, expected a number in [{lo}, {hi}]")
-    return value
+
+
+@dataclass
+class IdealSettings:
+    """Settings of ``ideal`` (see :class:`IdealCorrector`)."""
+
+    gamma: float = 1.0  #: correction strength γ ≥ 0: a sample is replaced with probability γ/(1+γ)
+    target_mean: Any = None  #: target mean (D numbers); None: fitted on the real data in prepare()
+    target_cov: Any = None  #: target covariance (D×D); default identity when only the mean is given
+
+
+@dataclass
+class NearestClusterSettings:
+    """Settings of ``nearest_cluster`` (see :class:`NearestClusterCorrector`)."""
+
+    k: int = 10  #: number of k-means centres
+    strength: float = 1.0  #: 1 snaps to the centre, 0 < s < 1 moves part of the way
+    seed: int = 0  #: seed of the k-means fit
+    iters: int = 100  #: Lloyd iterations at most
 
 
 class IdentityCorrector(Corrector):
@@ -59,18 +73,21 @@ class IdealCorrector(Corrector):
 
     name = "ideal"
     domain = "vector"
-    config_keys = ("gamma", "target_mean", "target_cov")
+    settings_class = IdealSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.gamma = _number(self.name, self.config, "gamma", 1.0, lo=0.0)
+        settings: IdealSettings = self.settings
+        self.gamma = settings.gamma
+        _check_range(self.name, "gamma", self.gamma, lo=0.0)
         self.mean: np.ndarray | None = None
         self.chol: np.ndarray | None = None
-        if "target_mean" in self.config:
-            mean = np.asarray(self.config["target_mean"], dtype=np.float64).reshape(-1)
-            cov = np.asarray(self.config.get("target_cov", np.eye(mean.size)), dtype=np.float64)
+        if settings.target_mean is not None:
+            mean = np.asarray(settings.target_mean, dtype=np.float64).reshape(-1)
+            cov_given = settings.target_cov if settings.target_cov is not None else np.eye(mean.size)
+            cov = np.asarray(cov_given, dtype=np.float64)
             self._set_target(mean, cov)
-        elif "target_cov" in self.config:
+        elif settings.target_cov is not None:
             raise CorrectorError("corrector ideal: target_cov given without target_mean")
 
     def _set_target(self, mean: np.ndarray, cov: np.ndarray) -> None:
@@ -143,14 +160,15 @@ class NearestClusterCorrector(Corrector):
 
     name = "nearest_cluster"
     domain = "vector"
-    config_keys = ("k", "strength", "seed", "iters")
+    settings_class = NearestClusterSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.k = int(_number(self.name, self.config, "k", 10, lo=1))
-        self.strength = _number(self.name, self.config, "strength", 1.0, lo=0.0, hi=1.0)
-        self.seed = int(_number(self.name, self.config, "seed", 0))
-        self.iters = int(_number(self.name, self.config, "iters", 100, lo=1))
+        settings: NearestClusterSettings = self.settings
+        self.k, self.strength, self.seed, self.iters = settings.k, settings.strength, settings.seed, settings.iters
+        _check_range(self.name, "k", self.k, lo=1)
+        _check_range(self.name, "strength", self.strength, lo=0.0, hi=1.0)
+        _check_range(self.name, "iters", self.iters, lo=1)
         self.centres: np.ndarray | None = None
 
     def prepare(self, reference: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import build_dataclass
 
 #: Bumped whenever the checkpoint layout changes incompatibly.
 FORMAT_VERSION = 1
@@ -57,9 +58,17 @@ class Generator(ABC):
     """
 
     name: str = "generator"
+    #: Typed settings (a dataclass): when set, the config dict is parsed into :attr:`settings`
+    #: with the experiment config's parser ("did you mean" for unknown keys). None: a plugin
+    #: that reads its plain dict itself.
+    settings_class: type | None = None
 
     def __init__(self, config: dict | None = None) -> None:
         self.config: dict = dict(config or {})
+        self.settings: Any = None
+        if self.settings_class is not None:
+            self.settings = build_dataclass(self.settings_class, self.config, error=GeneratorConfigError,
+                                            what=f"generator {self.name} setting", lenient=True)
 
     # ------------------------------------------------------------------ interface
     @abstractmethod
@@ -194,40 +203,3 @@ def read_state(path: str | os.PathLike) -> dict:
             raise CheckpointError(f"{path}: checkpoint metadata lacks {key!r}")
     header["tensors"] = tensors
     return header
-
-
-def load_generator(path: str | os.PathLike, *, expect: dict | None = None, device: str | None = None) -> Generator:
-    """Rebuild the generator stored in a checkpoint.
-
-    ``expect`` optionally pins what the caller needs, e.g. ``{"kind": "diffusion",
-    "preset": "small", "feature_shape": [30, 62]}``; any mismatch is a :class:`CheckpointError`.
-    ``device`` is where to put it (default: the generator's ``auto``, CUDA when available);
-    a device stored by an older checkpoint is ignored, so a checkpoint written on a GPU loads on
-    a CPU-only machine and the other way round."""
-    from sccl.generators.registry import available_generators, build_generator
-
-    state = read_state(path)
-    kind = state["kind"]
-    if kind not in available_generators():
-        raise CheckpointError(f"{path}: unknown generator kind {kind!r} (available: {', '.join(available_generators())})")
-    for key, want in (expect or {}).items():
-        if key == "kind":
-            have = kind
-        elif key in state["meta"]:
-            have = state["meta"][key]
-        else:
-            have = state["config"].get(key)
-        if _jsonable(have) != _jsonable(want):
-            raise CheckpointError(f"{path}: checkpoint has {key} = {have!r}, expected {want!r}")
-    config = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
-    if device is not None:
-        config["device"] = device
-    try:
-        gen = build_generator(kind, config)
-    except UserError as exc:
-        raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
-    try:
-        gen.load_state_dict({**state, "config": config})
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    return gen

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import numpy as np
@@ -43,7 +44,9 @@ import torch
 from torch import nn
 
 from sccl.generators.base import CheckpointError, Generator, GeneratorConfigError, ProgressFn
-from sccl.generators.presets import resolve_config
+from sccl.generators.presets import DiffusionSettings, resolve_config
+from sccl.motion.features import features_to_motion, features_to_positions_torch
+from sccl.motion.skeleton import FOOT_BODIES, load_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,6 @@ log = logging.getLogger(__name__)
 NORM_STD_FLOOR = 1e-2
 #: Config keys that define the network's tensors; a checkpoint must agree on them.
 ARCH_KEYS = ("layers", "width", "heads", "ff_size")
-#: Bodies whose contact is penalised by the foot loss (right and left ankle).
-FOOT_BODIES = (5, 11)
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -138,8 +139,6 @@ def _precision(cfg: dict) -> Iterator[None]:
         if cfg.get("deterministic"):
             # cuBLAS needs a fixed workspace for repeatable results; it reads this variable when
             # it creates its handle, so it is set before the first CUDA matmul of the process.
-            import os
-
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         yield
@@ -151,8 +150,6 @@ def _precision(cfg: dict) -> Iterator[None]:
 
 def _autocast(cfg: dict, device: torch.device):
     """bf16 autocast around the network when ``autocast: bf16`` (else a no-op context)."""
-    from contextlib import nullcontext
-
     if cfg.get("autocast") in (None, False, "off", "none"):
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -177,6 +174,7 @@ class MotionDiffusion(Generator):
     and is saved in checkpoints; otherwise a fresh AdamW is created at every ``fit``."""
 
     name = "diffusion"
+    settings_class = DiffusionSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(resolve_config(config))
@@ -191,9 +189,10 @@ class MotionDiffusion(Generator):
         self.std: np.ndarray | None = None
         self.total_steps = 0
         self._mean_t = self._std_t = None
-        #: foot-body index on the device, built once (a Python list index is copied to the
-        #: device on every use)
-        self._feet_t = torch.tensor(FOOT_BODIES, dtype=torch.long, device=self.device)
+        #: indices of the foot bodies (the foot loss penalises their sliding in contact), on the
+        #: device once (a Python list index is copied to the device on every use)
+        sk = load_skeleton()
+        self._feet_t = torch.tensor([sk.index(b) for b in FOOT_BODIES], dtype=torch.long, device=self.device)
         self._compiled_loss = None
 
     # ----------------------------------------------------------------- properties
@@ -314,14 +313,14 @@ class MotionDiffusion(Generator):
         geo = any(float(cfg[k]) > 0 for k in ("lambda_pos", "lambda_vel", "lambda_foot"))
         pos_all = self._positions(torch.from_numpy(x).to(dev)).detach() if geo else None
 
-        gen = torch.Generator().manual_seed(int(seed))
+        rng = torch.Generator().manual_seed(int(seed))
         # Per-step randomness on a GPU comes from a generator on the device: drawing it on the
         # CPU and copying it over costs a host-to-device copy (and sync) per tensor per step.
         # On CPU both are the same generator, so CPU results are unchanged.
-        dgen = gen if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(int(seed))
+        device_rng = rng if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(int(seed))
         n, bs = x.shape[0], min(int(cfg["batch_size"]), x.shape[0])
         # the permutation moves to the device once per epoch, not an index batch per step
-        perm, cursor = torch.randperm(n, generator=gen).to(dev), 0
+        perm, cursor = torch.randperm(n, generator=rng).to(dev), 0
         p_drop, tmax = float(cfg["cond_mask_prob"]), int(cfg["diffusion_steps"])
         every = max(1, int(cfg["progress_every"]))
         clip = float(cfg["grad_clip"])
@@ -333,12 +332,12 @@ class MotionDiffusion(Generator):
         with _seeded(seed, dev), _precision(cfg):
             for step in range(1, steps + 1):
                 if cursor + bs > n:
-                    perm, cursor = torch.randperm(n, generator=gen).to(dev), 0
+                    perm, cursor = torch.randperm(n, generator=rng).to(dev), 0
                 idx_d = perm[cursor : cursor + bs]
                 cursor += bs
-                t = torch.randint(0, tmax, (bs,), generator=dgen, device=dev)
-                noise = torch.randn((bs,) + self.feature_shape, generator=dgen, device=dev)
-                drop = torch.rand(bs, generator=dgen, device=dev) < p_drop
+                t = torch.randint(0, tmax, (bs,), generator=device_rng, device=dev)
+                noise = torch.randn((bs,) + self.feature_shape, generator=device_rng, device=dev)
+                drop = torch.rand(bs, generator=device_rng, device=dev) < p_drop
                 x0 = data[idx_d]
                 y = torch.where(drop, torch.full_like(y_all[idx_d], null), y_all[idx_d])
                 with _autocast(cfg, dev):
@@ -365,8 +364,6 @@ class MotionDiffusion(Generator):
                 "steps_per_s": steps / max(seconds, 1e-9)}
 
     def _positions(self, features: torch.Tensor) -> torch.Tensor:
-        from sccl.motion.features import features_to_positions_torch
-
         return features_to_positions_torch(features, self.fps)
 
     def _loss(self, model: Denoiser, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, y: torch.Tensor,
@@ -418,17 +415,17 @@ class MotionDiffusion(Generator):
         scale = float(self.config["guidance_scale"] if guidance_scale is None else guidance_scale)
         k = int(self.config["sample_steps"] if sample_steps is None else sample_steps)
         eta = float(self.config["ddim_eta"])
-        gen = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn((n,) + self.feature_shape, generator=gen)
+        rng = torch.Generator().manual_seed(int(seed))
+        noise = torch.randn((n,) + self.feature_shape, generator=rng)
         # DDPM-style noise (eta > 0) on a GPU: drawn on the device (see ``fit``)
-        dgen = gen if self.device.type == "cpu" else torch.Generator(device=self.device).manual_seed(int(seed))
+        device_rng = rng if self.device.type == "cpu" else torch.Generator(device=self.device).manual_seed(int(seed))
         ts = ddim_timesteps(int(self.config["diffusion_steps"]), k)
         self.model.eval()
         with _precision(self.config):
-            return self._sample_batches(noise, labels, ts, scale, eta, dgen)
+            return self._sample_batches(noise, labels, ts, scale, eta, device_rng)
 
     def _sample_batches(self, noise: torch.Tensor, labels: np.ndarray | None, ts: list[int], scale: float,
-                        eta: float, gen: torch.Generator) -> np.ndarray:
+                        eta: float, rng: torch.Generator) -> np.ndarray:
         n = noise.shape[0]
         out = []
         bsz = max(1, int(self.config["sample_batch"]))
@@ -445,7 +442,7 @@ class MotionDiffusion(Generator):
                 sigma = eta * torch.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
                 x = ab_prev.sqrt() * x0 + torch.sqrt(torch.clamp(1 - ab_prev - sigma**2, min=0.0)) * eps
                 if eta > 0:
-                    x = x + sigma * torch.randn(x.shape, generator=gen, device=gen.device).to(self.device)
+                    x = x + sigma * torch.randn(x.shape, generator=rng, device=rng.device).to(self.device)
             out.append((x * self._std_t + self._mean_t).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0,) + self.feature_shape, np.float32)
 
@@ -522,8 +519,6 @@ def samples_to_motions(features: np.ndarray, fps: float, label_names: list[str] 
                        labels: np.ndarray | None = None, name_prefix: str = "sample"):
     """Generated feature windows (N, T, 62) → list of :class:`motion.Motion` clips (the
     feature inverse projects any network output onto valid rotations)."""
-    from sccl.motion.features import features_to_motion
-
     out = []
     for i, f in enumerate(np.asarray(features)):
         label = None

@@ -9,6 +9,7 @@ samples with the ``ddof=0`` (MLE) variance estimator gives E[σ²ₖ] = ((N−1)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +18,28 @@ from sccl.generators.base import CheckpointError, Generator, GeneratorConfigErro
 log = logging.getLogger(__name__)
 
 _COVARIANCES = ("full", "diag")
+
+
+@dataclass
+class GaussianSettings:
+    """Settings of ``gaussian`` (see :class:`GaussianGenerator`)."""
+
+    ddof: int = 0  #: 0 = maximum likelihood, 1 = unbiased covariance
+    covariance: str = "full"  #: "full" or "diag"
+    device: str | None = None  #: accepted and ignored (numpy): checkpoints are loaded with one
+
+
+@dataclass
+class GaussianMixtureSettings:
+    """Settings of ``gaussian_mixture`` (see :class:`GaussianMixtureGenerator`)."""
+
+    n_components: int = 3
+    covariance: str = "full"
+    ddof: int = 0
+    max_iter: int = 200
+    tol: float = 1e-6
+    reg_covar: float = 1e-9
+    device: str | None = None  #: accepted and ignored (numpy): checkpoints are loaded with one
 
 
 def _check_x(x: np.ndarray) -> np.ndarray:
@@ -47,6 +70,7 @@ class GaussianGenerator(Generator):
     (``np.var(x, 0, ddof=ddof)`` for ``"diag"``)."""
 
     name = "gaussian"
+    settings_class = GaussianSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
@@ -152,6 +176,7 @@ class GaussianMixtureGenerator(Generator):
     current parameters (warm start across generations)."""
 
     name = "gaussian_mixture"
+    settings_class = GaussianMixtureSettings
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)

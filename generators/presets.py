@@ -7,14 +7,19 @@
   steps, lr 1e-4, batch 64) for GPU runs.
 
 Any key given in the generator config overrides the preset's value; the resolved config is
-what checkpoints store.
+what checkpoints store. Every key is a field of :class:`DiffusionSettings`, which types it:
+the resolved dict is parsed by the experiment config's parser, so a misspelt key fails with
+"did you mean".
 """
 
 from __future__ import annotations
 
 from copy import deepcopy
+from dataclasses import dataclass
+from typing import Any
 
 from sccl.generators.base import GeneratorConfigError
+from sccl.motion.typedconfig import build_dataclass, field_names
 
 #: Keys shared by every preset (a preset or the user config may override them).
 COMMON: dict = {
@@ -59,8 +64,65 @@ PRESETS: dict[str, dict] = {
 }
 
 
+@dataclass
+class DiffusionSettings:
+    """Typed settings of the motion diffusion model: :data:`COMMON`, a preset's architecture
+    and optimiser keys, and optional normalisation statistics. Defaults live in the presets
+    (a field's default here is only what an absent key would mean)."""
+
+    preset: str = "small"
+    layers: int = 4
+    width: int = 128
+    heads: int = 4
+    ff_size: int = 256
+    batch_size: int = 64
+    lr: float = 5e-4
+    device: str = "auto"
+    diffusion_steps: int = 1000
+    sample_steps: int = 50
+    ddim_eta: float = 0.0
+    cond: bool = True
+    cond_mask_prob: float = 0.1
+    guidance_scale: float = 2.5
+    dropout: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    keep_optimizer: bool = False
+    lambda_pos: float = 0.0
+    lambda_vel: float = 0.0
+    lambda_foot: float = 0.0
+    foot_contact_speed: float = 0.3
+    fps: float = 20.0
+    label_names: list[str] | None = None
+    num_labels: int | None = None
+    sample_batch: int = 256
+    progress_every: int = 10
+    tf32: bool = False
+    fused_adamw: bool = False
+    autocast: str | bool | None = None
+    compile: bool | str = False
+    deterministic: bool = False
+    norm_mean: list[float] | None = None  #: feature means (62 numbers) overriding the data's
+    norm_std: list[float] | None = None  #: feature standard deviations (62 numbers)
+
+
+#: Every key a diffusion config may hold.
+SETTING_KEYS: tuple[str, ...] = field_names(DiffusionSettings)
+
+
+def parse_settings(config: dict[str, Any]) -> DiffusionSettings:
+    """Type-check a diffusion config dict (unknown key: "did you mean" error naming it)."""
+    return build_dataclass(DiffusionSettings, config, error=GeneratorConfigError,
+                           what="diffusion setting", lenient=True)
+
+
 def resolve_config(config: dict | None) -> dict:
-    """Preset values under the user's overrides. Unknown preset → GeneratorConfigError."""
+    """Preset values under the user's overrides, type-checked. Unknown preset or key, or a bad
+    value → GeneratorConfigError naming the key.
+
+    The result stays a plain dict (what checkpoints store and Ray ships); only values given as
+    strings ("1e-4", which YAML 1.1 reads as text) or integral floats for integers are replaced
+    by their parsed value."""
     config = dict(config or {})
     preset = config.get("preset", "small")
     if preset not in PRESETS:
@@ -69,6 +131,12 @@ def resolve_config(config: dict | None) -> dict:
     out.update(deepcopy(PRESETS[preset]))
     out.update(config)
     out["preset"] = preset
+    settings = parse_settings(out)
+    for key, given in list(out.items()):
+        parsed = getattr(settings, key)
+        if (isinstance(given, str) and not isinstance(parsed, str)) or (
+                isinstance(parsed, int) and not isinstance(parsed, bool) and not isinstance(given, int)):
+            out[key] = parsed
     if out["width"] % out["heads"]:
         raise GeneratorConfigError(f"width ({out['width']}) must be divisible by heads ({out['heads']})")
     for key in ("layers", "width", "heads", "ff_size", "batch_size", "diffusion_steps", "sample_steps"):

@@ -1,17 +1,24 @@
 """Generator lookup by name: the built-ins, plugins registered under the ``sccl.generators``
 entry-point group, or a ``"package.module:ClassName"`` path (a user's own generator without
-editing the framework)."""
+editing the framework); and :func:`load_generator`, which rebuilds a checkpoint's generator by
+the kind it names (so it needs the lookup, and lives here rather than beside the file format
+in :mod:`sccl.generators.base`)."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from importlib import metadata
 from typing import Callable
 
-from sccl.generators.base import Generator, GeneratorConfigError
+from sccl.generators.base import (
+    RUNTIME_KEYS, CheckpointError, Generator, GeneratorConfigError, _jsonable, read_state,
+)
+from sccl.motion.errors import UserError
 
 
 def _builtin() -> dict[str, Callable[[dict], Generator]]:
+    # Imported on use: building a Gaussian toy (or listing names) must not pay for importing torch.
     from sccl.generators.diffusion import MotionDiffusion
     from sccl.generators.gaussian import GaussianGenerator, GaussianMixtureGenerator
 
@@ -63,3 +70,38 @@ def build_generator(name: str, config: dict | None = None) -> Generator:
             )
         factory = eps[name].load()
     return factory(dict(config or {}))
+
+
+def load_generator(path: str | os.PathLike, *, expect: dict | None = None, device: str | None = None) -> Generator:
+    """Rebuild the generator stored in a checkpoint.
+
+    ``expect`` optionally pins what the caller needs, e.g. ``{"kind": "diffusion",
+    "preset": "small", "feature_shape": [30, 62]}``; any mismatch is a :class:`CheckpointError`.
+    ``device`` is where to put it (default: the generator's ``auto``, CUDA when available);
+    a device stored by an older checkpoint is ignored, so a checkpoint written on a GPU loads on
+    a CPU-only machine and the other way round."""
+    state = read_state(path)
+    kind = state["kind"]
+    if kind not in available_generators():
+        raise CheckpointError(f"{path}: unknown generator kind {kind!r} (available: {', '.join(available_generators())})")
+    for key, want in (expect or {}).items():
+        if key == "kind":
+            have = kind
+        elif key in state["meta"]:
+            have = state["meta"][key]
+        else:
+            have = state["config"].get(key)
+        if _jsonable(have) != _jsonable(want):
+            raise CheckpointError(f"{path}: checkpoint has {key} = {have!r}, expected {want!r}")
+    config = {k: v for k, v in state["config"].items() if k not in RUNTIME_KEYS}
+    if device is not None:
+        config["device"] = device
+    try:
+        gen = build_generator(kind, config)
+    except UserError as exc:
+        raise CheckpointError(f"{path}: stored config is invalid: {exc}") from None
+    try:
+        gen.load_state_dict({**state, "config": config})
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return gen

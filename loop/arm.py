@@ -181,7 +181,7 @@ class ArmRunner:
         return build_generator(self.cfg.generator.name, generator_config(self.cfg, real, self.device))
 
     def _load_generator(self, path: Path):
-        from sccl.generators.base import load_generator
+        from sccl.generators import load_generator
 
         device = self.device
         if device is None and self.cfg.generator.name == "diffusion":

@@ -12,6 +12,7 @@ import logging
 import pkgutil
 import sys
 
+import sccl.loop.commands as commands
 from sccl.motion.errors import UserError
 
 log = logging.getLogger("sccl")
@@ -24,8 +25,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    import sccl.loop.commands as commands
-
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"sccl.loop.commands.{info.name}")
         module.register(sub)

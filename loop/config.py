@@ -9,15 +9,12 @@ A config may declare a sweep: explicit ``arms`` (named overrides) crossed with a
 from __future__ import annotations
 
 import copy
-import difflib
 import dataclasses
 import hashlib
 import itertools
 import json
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import yaml
 
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import build_dataclass, coerce_value
 
 
 class ConfigError(UserError, ValueError):
@@ -218,71 +216,15 @@ class ArmSpec:
 
 
 # ---------------------------------------------------------------------------- parsing
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
-
-
+# One parser for every settings object (sccl.motion.typedconfig): the experiment config, the
+# simulator's and every built-in component's settings fail with the same wording.
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against the annotation `tp`; return it (ints accepted for floats)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        expected = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping (section), got {value!r}")
-        return _build(tp, value, key + ".")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-        (item,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
-        return value
-    return value
+    return coerce_value(value, tp, key, error=ConfigError, what="config key")
 
 
 def _build(cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), sorted(names), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}; allowed: {', '.join(sorted(names))}")
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in raw.items()}
-    return cls(**kwargs)
+    return build_dataclass(cls, raw, error=ConfigError, what="config key", prefix=prefix)
 
 
 def _get_dotted(obj: Any, key: str) -> Any:

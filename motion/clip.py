@@ -8,7 +8,8 @@ import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.errors import DataError
-from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
+from sccl.motion.kinematics import forward_kinematics
+from sccl.motion.skeleton import REVOLUTE_JOINTS, REVOLUTE_MIRROR_PERM, SPHERICAL_JOINTS, SPHERICAL_MIRROR_PERM
 
 #: Quaternions whose norm is further than this from 1 are rejected (not silently fixed):
 #: the 6-decimal DeepMimic files are within ~1e-5; anything beyond 1e-3 is a data error.
@@ -136,8 +137,6 @@ class Motion:
     # ------------------------------------------------------------- derived data
     def body_positions(self) -> np.ndarray:
         """(T, 15, 3) world positions of every body's link frame (forward kinematics)."""
-        from sccl.motion.kinematics import forward_kinematics
-
         return forward_kinematics(self).positions
 
     def mirrored(self) -> "Motion":
@@ -146,8 +145,6 @@ class Motion:
         A reflection M = diag(1, 1, -1) maps a rotation R to M R M, i.e. the quaternion
         (x, y, z, w) to (-x, -y, z, w); left and right joints swap. The skeleton is
         symmetric under this reflection, so mirroring twice is the identity."""
-        from sccl.motion.skeleton import REVOLUTE_MIRROR_PERM, SPHERICAL_MIRROR_PERM
-
         flip = np.array([-1.0, -1.0, 1.0, 1.0])
         pos = self.root_pos * np.array([1.0, 1.0, -1.0])
         return self.replace(

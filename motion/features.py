@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from sccl.motion import quaternion as quat
-from sccl.motion.clip import Motion
+from sccl.motion.clip import Motion, MotionError
+from sccl.motion.kinematics import forward_kinematics_matrices
 from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
 
 NUM_SPHERICAL = len(SPHERICAL_JOINTS)
@@ -95,8 +96,6 @@ def features_to_motion(
     by Gram–Schmidt. Raises MotionError (through Motion) if the features are not finite."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or f.shape[1] != FEATURE_DIM:
-        from sccl.motion.clip import MotionError
-
         raise MotionError(f"{name or 'features'}: expected shape (T, {FEATURE_DIM}), got {f.shape}")
     t = f.shape[0]
     yaw_vel = f[:, SLICES["root_yaw_vel"]][:, 0]
@@ -133,9 +132,7 @@ def features_to_positions_torch(features: Any, fps: float) -> Any:
 
     Start heading 0 and start ground position (0, 0), as :func:`features_to_motion`; used for
     the diffusion model's geometric losses."""
-    import torch
-
-    from sccl.motion.kinematics import forward_kinematics_matrices
+    import torch  # imported here: the motion layer must load without torch
 
     f = features
     yaw_vel = f[..., 0]

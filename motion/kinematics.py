@@ -9,12 +9,11 @@ It reproduces PyBullet's own link frames for ``humanoid/humanoid.urdf`` at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from sccl.motion import quaternion as quat
-from sccl.motion.clip import Motion
 from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS, load_skeleton
 
 
@@ -119,7 +118,19 @@ def forward_kinematics_matrices(root_pos: Any, root_mat: Any, joint_rot_mats: An
     return Kinematics(positions=_stack(world_pos, -2, root_pos), rotations=_stack(world_rot, -3, root_pos))
 
 
-def forward_kinematics(motion: Motion) -> Kinematics:
+class Frames(Protocol):
+    """What forward kinematics reads from a clip (a :class:`sccl.motion.clip.Motion` is one).
+
+    Kinematics only needs the frame arrays, so it depends on this shape rather than on the
+    clip type, which in turn uses kinematics for :meth:`Motion.body_positions`."""
+
+    root_pos: np.ndarray
+    root_rot: np.ndarray
+    joint_rots: np.ndarray
+    joint_angles: np.ndarray
+
+
+def forward_kinematics(motion: Frames) -> Kinematics:
     """World link frames of every body for every frame of a clip: positions (T, 15, 3)."""
     return forward_kinematics_matrices(
         motion.root_pos, quat.to_matrix(motion.root_rot), quat.to_matrix(motion.joint_rots), motion.joint_angles

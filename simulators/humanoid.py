@@ -19,21 +19,9 @@ points in contact) and the **residual**, reported per clip in ``TrackResult.extr
 ``assist_mode="contact"`` applies only friction-cone forces at the contacts (honest by
 construction; on the bundled clips it does not keep the body up — README, Physics corrector).
 
-Defaults (measured on the 15 bundled clips; figures in the README and ``bench/correction.py``):
-
-* ``physics_hz = 480`` with ``control_hz = 120``: each ``stepSimulation`` call advances one
-  control step of 4 physics sub-steps; PD targets and the assist frame are held within it
-  (DeepMimic holds its targets for 1/30 s). At 240 Hz the feet sank 3–6 cm into the ground
-  on hard landings (run, jump) whatever the solver settings; 480 Hz keeps the mean
-  penetration ≈ 2.6 mm. Control at 60 Hz doubled the walk tracking error and added falls.
-* ``solver_iterations = 10`` (DeepMimic's value; 5 added falls on jump and spinkick).
-* lateral friction 0.9 on every link and on the ground (DeepMimic's value).
-* no self-collision (DeepMimic enables it; tracking a reference rarely needs it and it costs
-  step time); ``self_collision=True`` turns it on.
-* assist: a fixed world→root constraint moved along the reference root, its force capped at
-  ``assist_cap_g`` · m · g (default 0.5; the same number caps its torque in N·m). Pure PD
-  (0) falls within ~1 s on every clip; 0.3 g kept only walk, run, dance and kick upright;
-  0.5 g also kept jump, punch, spin and spinkick.
+The defaults (480 Hz physics, 120 Hz control, 10 solver iterations, friction 0.9, no
+self-collision, assist cap 0.5 g) were chosen by measurement on the 15 bundled clips; the
+measurements and the settings they ruled out are in ``docs/PHYSICS.md``.
 """
 
 from __future__ import annotations
@@ -44,13 +32,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.clip import Motion
 from sccl.motion.errors import UserError
+from sccl.motion.typedconfig import build_dataclass
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
 from sccl.simulators.contact import (
@@ -108,14 +97,14 @@ class SimConfig:
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
         assist_erp: error-reduction parameter of the assist constraint (stiffness, 0..1].
-        assist_mode: "legacy_root" — today's world→root constraint (any force and torque up to
+        assist_mode: "legacy_root" — a world→root constraint (any force and torque up to
             the cap, wherever the body is; its non-contact part is reported as residual) — or
             "contact": a PD wrench toward the reference root (``balance_kp``/``balance_kd``,
             capped like the legacy assist) projected onto the friction cones of the current
             contact points and applied there, so only forces the ground could produce act.
         balance_kp / balance_kd: mass-normalised PD gains (1/s², 1/s) of the "contact" mode's
             desired root wrench; the rotational part acts on an inertia of m·(0.3 m)².
-        assist_in_flight: keep the assist on while no body touches the ground (legacy: True).
+        assist_in_flight: keep the assist on while no body touches the ground (default True).
             False turns it off for every control step that follows a step without contact,
             so nothing holds the body up in flight.
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
@@ -146,35 +135,10 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, config: dict | None) -> "SimConfig":
-        """Build from a plain dict, rejecting unknown keys and bad values with a clear error."""
-        config = dict(config or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise SimulatorConfigError(
-                f"unknown simulator setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        kwargs = {}
-        for key, value in config.items():
-            default = known[key].default
-            try:
-                if isinstance(default, str):
-                    kwargs[key] = str(value)
-                elif isinstance(default, bool):
-                    if isinstance(value, str):
-                        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                            raise ValueError(value)
-                        value = value.lower() in ("true", "1", "yes")
-                    kwargs[key] = bool(value)
-                elif isinstance(default, int):
-                    kwargs[key] = int(value)
-                else:
-                    kwargs[key] = float(value)
-            except (TypeError, ValueError):
-                raise SimulatorConfigError(
-                    f"simulator setting {key}={value!r}: expected {type(default).__name__}"
-                ) from None
-        cfg = cls(**kwargs)
+        """Build from a plain dict, rejecting unknown keys (with the closest known one) and bad
+        values with a one-line error naming the setting. Numbers and booleans written as
+        strings are accepted, because ``sccl correct --set`` and older files pass them so."""
+        cfg = build_dataclass(cls, config, error=SimulatorConfigError, what="simulator setting", lenient=True)
         cfg.validate()
         return cfg
 

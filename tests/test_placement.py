@@ -192,7 +192,8 @@ def test_checkpoint_written_on_a_gpu_loads_on_cpu(tmp_path):
     loads on a CPU-only machine, onto the loading side's device."""
     import torch
 
-    from sccl.generators.base import load_generator, save_state
+    from sccl.generators import load_generator
+    from sccl.generators.base import save_state
 
     g, x, y = _tiny_trained()
     state = g.state_dict()

@@ -40,7 +40,7 @@ import math
 import numpy as np
 from scipy.special import digamma
 
-from sccl.generators.base import load_generator
+from sccl.generators import load_generator
 from sccl.generators.registry import build_generator
 from sccl.loop.arm import (InlineCorrection, corrector_config, derive_seed, generator_config, mix_training_set,
                       train_generation0)

@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from sccl.loop.commands import Subparsers
 from sccl.motion.errors import UserError
 
 
@@ -69,8 +70,8 @@ def diagnostics_table(rows: list[dict], diagnostics: list[dict], columns: str | 
     return "\n".join(lines)
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("correct", help="correct motion clips (default: physics simulation)",
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("correct", help="correct motion clips (default: physics simulation)",
                               description="Pass clips (DeepMimic format) through a corrector and write the kept ones "
                                           "to OUT, one file per input with the same name.")
     p.add_argument("input", metavar="IN", help="a clip file or a directory of clips")
@@ -84,10 +85,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print per-clip diagnostics as JSON")
     p.add_argument("--columns", default=None, metavar="KEY,KEY",
                    help="diagnostic columns of the table (default: every diagnostic the corrector reported)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=cmd_correct)
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_correct(args: argparse.Namespace) -> int:
     from sccl.correctors import summarize
     from sccl.loop.correction_pool import correct_batch
     from sccl.motion.deepmimic import read_clip, write_clip

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from sccl.loop.commands import Subparsers
 from sccl.motion.dataset import DataConfig, build_dataset
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     data = sub.add_parser("data", help="inspect motion datasets")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
@@ -19,10 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--stride", type=int, default=DataConfig.stride, help="frames between windows (default %(default)s)")
     info.add_argument("--no-mirror", action="store_true", help="do not count mirrored windows")
     info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(func=run_info)
+    info.set_defaults(func=cmd_data_info)
 
 
-def run_info(args: argparse.Namespace) -> int:
+def cmd_data_info(args: argparse.Namespace) -> int:
     cfg = DataConfig(path=args.path, fps=args.fps, window=args.window, stride=args.stride, mirror=not args.no_mirror)
     ds = build_dataset(cfg)
     info = ds.info()

@@ -7,10 +7,12 @@ import argparse
 import logging
 import sys
 
+from sccl.loop.commands import Subparsers
+
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     imp = sub.add_parser(
         "import",
         help="retarget AMASS, BVH or HumanML3D motion onto the humanoid (writes a dataset directory)",
@@ -45,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--accept-all", action="store_true",
                      help="write clips that fail the quality thresholds too (marked 'accepted' in DST/import_report.csv)")
     imp.add_argument("--no-ground", action="store_true", help="do not shift clips so the lowest foot touches y=0")
-    imp.set_defaults(func=run_import)
+    imp.set_defaults(func=cmd_import)
 
     exp = sub.add_parser("export", help="export humanoid clips (DeepMimic format) to BVH for Blender and other viewers")
     exp.add_argument("--format", default="bvh", choices=["bvh", "deepmimic"], help="output format (default bvh)")
@@ -53,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("dst", metavar="DST", help="output directory (created)")
     exp.add_argument("--order", default="ZYX", help="bvh: rotation channel order (default ZYX, as CMU)")
     exp.add_argument("--units", choices=["cm", "m"], default="cm", help="bvh: length unit (default cm)")
-    exp.set_defaults(func=run_export)
+    exp.set_defaults(func=cmd_export)
 
 
-def run_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace) -> int:
     import time
 
     from sccl.motion.importers import REPORT_NAME, import_dataset
@@ -102,7 +104,7 @@ def format_record(r) -> str:  # noqa: ANN001 - motion.importers.ClipRecord
     return line
 
 
-def run_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     from sccl.motion.importers.export import export_directory
 
     written = export_directory(args.src, args.dst, args.format, order=args.order, units=args.units)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from sccl.loop.commands import Subparsers
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("physics", help="physics plausibility metrics of clips (penetrate, float, skate, jitter)",
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("physics", help="physics plausibility metrics of clips (penetrate, float, skate, jitter)",
                               description="Penetrate/float/skate (mm, PhysDiff definitions on the humanoid's collision "
                                           "shapes), their sum Phys-Err, and jitter (mean body acceleration, m/s^2).")
     p.add_argument("input", metavar="IN", help="a clip file or a directory of clips (DeepMimic format)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=cmd_physics)
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_physics(args: argparse.Namespace) -> int:
     from sccl.motion.deepmimic import read_clip
     from sccl.loop.commands.correct import input_files
     from sccl.simulators.plausibility import METRIC_KEYS, physics_metrics

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sccl.loop.commands import Subparsers
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "report",
         help="static HTML report of a run: every arm's curves per metric, final-generation table with 95%% CIs",
@@ -19,10 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=int, default=1, metavar="K",
                    help="table: average each arm over its last K generations before the interval over seeds "
                         "(default 1 = last generation)")
-    p.set_defaults(func=run_report)
+    p.set_defaults(func=cmd_report)
 
 
-def run_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from sccl.metrics.report import build_report
 
     run_dir = Path(args.run_dir)

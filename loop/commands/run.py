@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sccl.loop.commands import Subparsers
 from sccl.loop.config import load_config
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="run an experiment (all arms of its sweep), resuming if its output exists")
     run.add_argument("config", help="experiment YAML (see configs/)")
     run.add_argument("overrides", nargs="*", metavar="key=value",

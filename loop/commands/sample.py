@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sccl.loop.commands import Subparsers
 from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
         "sample",
         help="write motion clips sampled from a diffusion checkpoint",
         description=__doc__,
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: checkpoint's)")
     p.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default: checkpoint's)")
     p.add_argument("--device", default="cpu", help="torch device, or 'auto' (default cpu)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=cmd_sample)
 
 
 def _labels(names: list[str] | None, requested: list[str] | None, n: int) -> np.ndarray | None:
@@ -52,7 +53,7 @@ def _labels(names: list[str] | None, requested: list[str] | None, n: int) -> np.
     return idx[np.arange(n) % len(idx)]
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_sample(args: argparse.Namespace) -> int:
     from sccl.generators import load_generator
     from sccl.generators.diffusion import MotionDiffusion, samples_to_motions
     from sccl.motion.deepmimic import write_clip

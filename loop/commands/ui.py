@@ -14,12 +14,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sccl.loop.commands import Subparsers
 from sccl.motion.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     ui = sub.add_parser("ui", help="open the MLflow UI (binds 127.0.0.1 unless --host is given)",
                         description="Serve the MLflow UI for a local store and print the link to the collapse "
                                     "curves of a sweep (RUN_DIR) or of the newest sweeps in the store.")
