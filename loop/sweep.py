@@ -30,6 +30,7 @@ from sccl.loop.placement import (alive_nodes, bundles as _bundles, check_device,
 from sccl.loop.config import ArmSpec, ConfigError, ExperimentConfig, config_from_dict, expand_arms, flatten
 from sccl.generators.base import CheckpointError
 from sccl.loop.realdata import load_real_data
+from sccl.loop.tasks import build_task, task_class
 from sccl.loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_json, read_jsonl, write_json
 from sccl.loop.tracking import KEY_METRICS, SWEEP_TAG, Tracker, chart_view_url, default_tracking_uri, ui_base_url
 from sccl.motion.errors import UserError
@@ -283,10 +284,9 @@ class Driver:
 
     def _chart_metrics(self) -> list[str]:
         """The key metrics this sweep logs, in :data:`KEY_METRICS` order."""
-        toy = any(a.config.data.kind != "motion" for a in self.arms)
+        charted = {k for a in self.arms for k in task_class(a.config.data.kind).charts(KEY_METRICS)}
         corrected = any(a.config.corrector.name != "none" for a in self.arms)
-        return [k for k in KEY_METRICS
-                if k.startswith("toy/") == toy and (corrected or not k.startswith("correction/"))]
+        return [k for k in KEY_METRICS if k in charted and (corrected or not k.startswith("correction/"))]
 
     def validate(self) -> None:
         """Bad input that would otherwise surface hours into a run, checked before anything is
@@ -434,23 +434,19 @@ class Driver:
         driver["evaluate"] = driver.get("evaluate", 0.0) + time.perf_counter() - t0
 
     def _prepare_evaluator(self, pending: list[ArmSpec]) -> None:
-        """Train (or load) the motion evaluator once, before arms start (no race between
-        parallel arms), and log the real-data floor (the training windows scored as if they
+        """Train (or load) the evaluator that arms share (the motion task's) once, before arms
+        start (no race between parallel arms), and log the real-data floor (the training windows scored as if they
         were samples) to the sweep's parent run, once, so the curves have a reference."""
-        motion_arms = [a for a in pending if a.config.data.kind == "motion"]
-        if not motion_arms:
+        shared = [a for a in pending if task_class(a.config.data.kind).shares_evaluator]
+        if not shared:
             return
-        from sccl.loop.evaluation import prepare_evaluator
-
-        first = motion_arms[0]
-        real = load_real_data(first.config.data, first.config.seed)
-        evaluator = prepare_evaluator(real, evaluator_cache_dir(first.config), first.config.eval.evaluator_steps)
+        first = shared[0]
+        task = build_task(first.config, evaluator_cache_dir(first.config))
+        evaluator = task.prepare()
         if self.sweep.get("reference_logged"):
             return
         try:
-            from sccl.metrics.motion_metrics import reference_metrics
-
-            floor = reference_metrics(real.dataset, evaluator, fps=real.fps)
+            floor = task.reference_metrics(evaluator)
             self.tracker.log_generations(self.sweep["parent_run_id"],
                                          [{"generation": 0, **{f"reference/{k}": v for k, v in floor.items()}}])
             self.sweep["reference_logged"] = True
