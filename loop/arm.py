@@ -174,9 +174,10 @@ class ArmRunner:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temps()
         status = StatusWriter(self.paths.status, self.spec.name, cfg.generations)
-        self.callbacks = CallbackList([StatusFile(status), Timings(self.timings), *self.user_callbacks,
-                                       *fault_callbacks()])
-        self.callbacks.callbacks.insert(0, _Archive(self.paths, self.callbacks))
+        # the archive comes first: a callback that fails on a corrected batch finds it on disk
+        self.callbacks = CallbackList()
+        self.callbacks.callbacks = [_Archive(self.paths, self.callbacks), StatusFile(status), Timings(self.timings),
+                                    *self.user_callbacks, *fault_callbacks()]
         state = read_json(self.paths.state, default={}) or {}
         completed = state.get("completed", -1)
         records = [r for r in read_jsonl(self.paths.metrics) if r["generation"] <= completed]

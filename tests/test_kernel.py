@@ -10,7 +10,7 @@ import pytest
 
 from sccl.generators.base import load_generator
 from sccl.loop.arm import ArmRunner
-from sccl.loop.callbacks import LoopCallback, Timings
+from sccl.loop.callbacks import LoopCallback
 from sccl.loop.config import ArmSpec, config_from_dict
 from sccl.loop.faults import ENV, FaultInjection, fault_callbacks
 from sccl.loop.kernel import GenerationKernel
