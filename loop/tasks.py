@@ -10,8 +10,9 @@ the driver prepares once for all arms (the motion evaluator). Two tasks ship:
 * :class:`VectorTask` — draws from the toy Gaussian; correctors receive the arrays themselves,
   metrics are closed-form distances to the target.
 
-A new domain is a :class:`Task` subclass, a loader in :mod:`sccl.loop.realdata` and an entry
-in :data:`TASKS`; no orchestration code changes.
+A new domain is a :class:`Task` subclass with an entry in :data:`TASKS`, a loader in
+:data:`sccl.loop.realdata.LOADERS` and its ``data.kind`` in the config check; no orchestration
+code changes.
 """
 
 from __future__ import annotations
