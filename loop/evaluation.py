@@ -1,5 +1,6 @@
-"""Glue between the loop and :mod:`metrics`: the frozen evaluator and the real-data reference
-statistics are built once per process and reused by every generation of every arm."""
+"""Glue between the motion task (:class:`sccl.loop.tasks.MotionTask`) and :mod:`sccl.metrics`:
+the frozen evaluator and the real-data reference statistics are built once per process and
+reused by every generation of every arm."""
 
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ _EVALUATORS: dict[tuple[int, str], Any] = {}
 
 
 def prepare_evaluator(real: RealData, cache_dir: Path, steps: int = 600) -> Any:
-    """Train (or load from the run's cache) the motion evaluator; the driver calls this once
-    before arms start so that parallel arms never race to train it."""
-    if real.kind != "motion":
-        return None
+    """Train (or load from the run's cache) the motion evaluator of motion data ``real``; the
+    driver calls this once (through :meth:`sccl.loop.tasks.MotionTask.prepare`) before arms
+    start so that parallel arms never race to train it."""
     key = (id(real), str(cache_dir), steps)
     if key not in _EVALUATORS:
         from sccl.metrics.evaluator import get_evaluator

@@ -1,4 +1,4 @@
-"""Fault injection for the reliability tests (a testing hook, inert unless asked for).
+"""Fault injection for the reliability tests (a test-only hook, inert unless asked for).
 
 ``SCCL_FAULT=POINT:GENERATION`` makes the process that reaches that point SIGKILL itself
 there, exactly as if the machine, the scheduler or an operator had killed it. Points:
@@ -15,6 +15,11 @@ there, exactly as if the machine, the scheduler or an operator had killed it. Po
 In inline mode (``ray.enabled=false``) every point runs in the driver process; with Ray the
 arm points (all but ``log``) kill the arm's Ray worker instead. Several points may be given
 separated by commas. Never set this outside tests.
+
+The arm points are a :class:`FaultInjection` callback (:mod:`sccl.loop.callbacks`) that the
+arm runner and generation-0 training add only when ``SCCL_FAULT`` is set
+(:func:`fault_callbacks`); the generation loop itself knows nothing of faults. ``log`` is a
+point of the driver's MLflow delivery (:mod:`sccl.loop.tracking`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
+
+from sccl.loop.callbacks import LoopCallback
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +58,28 @@ def fault_point(point: str, generation: int) -> None:
             except Exception:  # noqa: BLE001
                 pass
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FaultInjection(LoopCallback):
+    """The arm's fault points as a callback: ``train`` halfway through a generation's training,
+    ``sample`` when sampling ends, ``correct`` and ``checkpoint`` when ``synthetic.npz`` and the
+    checkpoint are complete in their temporary files."""
+
+    _COMMITS = {"synthetic": "correct", "checkpoint": "checkpoint"}
+
+    def on_progress(self, g: int, phase: str, step: int, steps: int, loss: float) -> None:
+        if phase == "train" and 2 * step >= steps:
+            fault_point("train", g)
+
+    def on_phase_end(self, g: int, phase: str, seconds: float) -> None:
+        if phase == "sample":
+            fault_point("sample", g)
+
+    def on_commit(self, g: int, what: str, tmp: Path) -> None:
+        if what in self._COMMITS:
+            fault_point(self._COMMITS[what], g)
+
+
+def fault_callbacks() -> list[LoopCallback]:
+    """``[FaultInjection()]`` while ``SCCL_FAULT`` is set (tests), else nothing."""
+    return [FaultInjection()] if os.environ.get(ENV) else []

@@ -56,17 +56,19 @@ def motion_data_config(section: DataSection) -> DataConfig:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _load(section_json: str, seed: int) -> RealData:
-    section = DataSection(**json.loads(section_json))
-    if section.kind == "gaussian":
-        d = section.dim
-        mean = np.asarray(section.mean if section.mean is not None else np.zeros(d), dtype=np.float64)
-        cov = np.asarray(section.cov if section.cov is not None else np.eye(d), dtype=np.float64)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 7001]))
-        train = rng.multivariate_normal(mean, cov, size=section.n)
-        held = rng.multivariate_normal(mean, cov, size=section.heldout_n)
-        return RealData("gaussian", train, None, held, None, [], 1.0, None, mean, cov)
+def gaussian_real_data(section: DataSection, seed: int) -> RealData:
+    """The toy's D_real: ``n`` training and ``heldout_n`` held-out draws from N(mean, cov)."""
+    d = section.dim
+    mean = np.asarray(section.mean if section.mean is not None else np.zeros(d), dtype=np.float64)
+    cov = np.asarray(section.cov if section.cov is not None else np.eye(d), dtype=np.float64)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7001]))
+    train = rng.multivariate_normal(mean, cov, size=section.n)
+    held = rng.multivariate_normal(mean, cov, size=section.heldout_n)
+    return RealData("gaussian", train, None, held, None, [], 1.0, None, mean, cov)
+
+
+def motion_real_data(section: DataSection, seed: int) -> RealData:
+    """Motion's D_real: feature windows of the clip files, split into training and held-out."""
     cfg = motion_data_config(section)
     cfg.seed = seed
     ds = build_dataset(cfg)
@@ -74,6 +76,17 @@ def _load(section_json: str, seed: int) -> RealData:
         "motion", ds.train.features, ds.train.labels, ds.heldout.features, ds.heldout.labels,
         list(ds.label_names), ds.fps, ds,
     )
+
+
+#: ``data.kind`` → the function that builds its D_real (the task of each kind is in
+#: :mod:`sccl.loop.tasks`).
+LOADERS = {"gaussian": gaussian_real_data, "motion": motion_real_data}
+
+
+@functools.lru_cache(maxsize=4)
+def _load(section_json: str, seed: int) -> RealData:
+    section = DataSection(**json.loads(section_json))
+    return LOADERS[section.kind](section, seed)
 
 
 def load_real_data(section: DataSection, seed: int) -> RealData:

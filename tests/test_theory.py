@@ -6,12 +6,10 @@ Two layers, so that the Monte Carlo is both faithful and affordable:
    SQLite MLflow store in a temporary directory) of a few seeds per regime; the fitted
    Gaussian of every arm's last checkpoint, and the ``toy/w2`` the loop logged, must equal
    *bit for bit* what :func:`loop_kernel` computes for the same config and seed.
-2. :func:`loop_kernel` is the arm runner's generation loop without its I/O (no checkpoints,
-   no ``metrics.jsonl``, no MLflow): it calls the same loop functions the runner calls —
-   ``load_real_data``, ``train_generation0``, ``derive_seed``, ``InlineCorrection``,
-   ``mix_training_set``, ``build_generator`` — in the same order with the same seeds.
+2. :func:`loop_kernel` runs :class:`sccl.loop.kernel.GenerationKernel` — the very generation
+   loop the arm runner wraps with checkpoints, archives and tracking — without that I/O.
    The Monte Carlo over hundreds of seeds runs on it (a full arm costs ~0.25 s a generation of
-   I/O and tracking on this machine; the kernel ~2 ms).
+   I/O and tracking on this machine; the kernel a few ms).
 
 Tolerances are z-tests from the Monte-Carlo standard error: |mean − expected| < Z·SE with
 Z = 4 (a false failure has probability ~6e-5 per check under the closed form; the seeds are
@@ -42,10 +40,10 @@ from scipy.special import digamma
 
 from sccl.generators import load_generator
 from sccl.generators.registry import build_generator
-from sccl.loop.arm import (InlineCorrection, corrector_config, derive_seed, generator_config, mix_training_set,
-                      train_generation0)
-from sccl.loop.config import ArmSpec, ExperimentConfig, config_from_dict
+from sccl.loop.config import ExperimentConfig, config_from_dict
+from sccl.loop.kernel import GenerationKernel, derive_seed, generator_config
 from sccl.loop.realdata import load_real_data
+from sccl.loop.tasks import build_task
 from sccl.loop.store import read_json, read_jsonl
 from sccl.metrics.toy import gaussian_w2, toy_metrics
 
@@ -61,7 +59,8 @@ BASE = {
     "generator": {"name": "gaussian", "params": {"ddof": 0}},
     "corrector": {"name": "none"},
     "train": {"steps_gen0": 1, "steps_per_generation": 1, "finetune": False},
-    "eval": {"num_samples": 200, "every": 1, "gif": False, "plots": False},
+    # evaluated at the last generation only: the Monte Carlo reads the fitted parameters
+    "eval": {"num_samples": 200, "every": 1000, "gif": False, "plots": False},
     "ray": {"enabled": False, "correction_workers": 0},
 }
 
@@ -74,32 +73,10 @@ def make_config(**over) -> ExperimentConfig:
 
 
 def loop_kernel(cfg: ExperimentConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The fitted (mean, cov) of generations 0..G of one arm, as ``ArmRunner.run`` computes
-    them (sample → correct → mix → fit, seeds from ``derive_seed``), without any I/O."""
-    spec = ArmSpec(name=f"seed={cfg.seed}", config=cfg, params={}, group="kernel")
-    real = load_real_data(cfg.data, cfg.seed)
-    gen = train_generation0(spec, real)
-    fits = [(gen.mean.copy(), gen.cov.copy())]
-    pool = InlineCorrection(cfg.corrector.name, corrector_config(cfg, real), real.train_x, cfg.ray.correction_batch)
-    history: list[tuple[np.ndarray, None]] = []
-    for g in range(1, cfg.generations + 1):
-        n_syn = int(round(cfg.synthetic_ratio * real.n))
-        kept = None
-        if n_syn > 0:
-            raw = gen.sample(n_syn, None, derive_seed(cfg.seed, g, "sample"))
-            result = pool.correct(raw, derive_seed(cfg.seed, g, "correct"))
-            kept = (np.asarray(result.samples, dtype=np.float32) if len(result.kept_index)
-                    else np.zeros((0,) + raw.shape[1:], np.float32))
-        x, _ = mix_training_set(cfg.regime, real.train_x, None, kept, None, history)
-        if kept is not None:
-            history.append((kept, None))
-        if not cfg.train.finetune:
-            gen = build_generator(cfg.generator.name, generator_config(cfg, real))
-        gen.fit(x, None, cfg.train.steps_per_generation, derive_seed(cfg.seed, g, "fit"),
-                continue_training=cfg.train.finetune)
-        fits.append((gen.mean.copy(), gen.cov.copy()))
-    pool.close()
-    return fits
+    """The fitted (mean, cov) of generations 0..G of one arm, computed by the arm runner's own
+    generation kernel (sample → correct → mix → fit, seeds from ``derive_seed``), without any I/O."""
+    kernel = GenerationKernel(cfg, build_task(cfg))
+    return [(out.generator.mean.copy(), out.generator.cov.copy()) for out in kernel.generations()]
 
 
 def monte_carlo(cfg: ExperimentConfig, seeds: range) -> tuple[np.ndarray, np.ndarray]:
