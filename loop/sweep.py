@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from sccl.loop.provenance import provenance
 from sccl.loop.arm import ArmPaths, ArmRunner, evaluator_cache_dir, train_generation0
 from sccl.loop.placement import (alive_nodes, bundles as _bundles, check_device, check_fits_cluster,
                             check_requests_feasible, gen0_cpus, task_device)
@@ -244,7 +245,7 @@ class Driver:
             sweep["parent_run_id"] = parent
             write_json(self.sweep_path, sweep)
             axes = sorted({k for a in self.arms for k in a.params})
-            self.tracker.log_params(parent, {"sweep.arms": len(self.arms), "sweep.axes": ",".join(axes),
+            self.tracker.log_params(parent, {"sweep.arms": len(self.arms), "sweep.axes": ",".join(axes), **provenance(),
                                              **{f"base.{k}": v for k, v in flatten(self.cfg.to_dict()).items()
                                                 if k not in ("arms", "grid")}})
             self.tracker.client.log_artifact(parent, str(self.run_dir / "config.yaml"))
@@ -260,7 +261,8 @@ class Driver:
                 sweep["runs"][arm.name] = run_id
                 write_json(self.sweep_path, sweep)  # before any compute: a crash never duplicates runs
                 params = {**{f"axis.{k}": v for k, v in arm.params.items()},
-                          **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")}}
+                          **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")},
+                          **provenance()}  # versions, CPU flags, threads: what explains a machine-dependent result
                 self.tracker.log_params(run_id, params)
             paths = ArmPaths(self.run_dir / "arms" / arm.name)
             arm_json = paths.root / "arm.json"
@@ -448,11 +450,10 @@ class Driver:
         if self.sweep.get("reference_logged"):
             return
         try:
-            from sccl.metrics.motion_metrics import reference_metrics
+            from sccl.loop.floors import floor_metrics
 
-            floor = reference_metrics(real.dataset, evaluator, fps=real.fps)
-            self.tracker.log_generations(self.sweep["parent_run_id"],
-                                         [{"generation": 0, **{f"reference/{k}": v for k, v in floor.items()}}])
+            floor = floor_metrics(motion_arms, evaluator)  # the split's floor, and one per data.n seed
+            self.tracker.log_generations(self.sweep["parent_run_id"], [{"generation": 0, **floor}])
             self.sweep["reference_logged"] = True
             write_json(self.sweep_path, self.sweep)
         except Exception as exc:  # noqa: BLE001 - a missing floor never stops a run

@@ -176,6 +176,13 @@ class MotionEvaluator:
         return cls(model, mean, std, meta["label_names"], settings, meta.get("info"))
 
 
+def split_dataset(dataset: "MotionDataset") -> "MotionDataset":
+    """The dataset with its whole training split (see :meth:`MotionDataset.split_dataset`);
+    objects without that method (a caller's own dataset type) are used as they are."""
+    split = getattr(dataset, "split_dataset", None)
+    return split() if callable(split) else dataset
+
+
 def dataset_hash(dataset: "MotionDataset", settings: EvaluatorSettings) -> str:
     """Hex digest over the training data, labels, label names, statistics and settings."""
     h = hashlib.sha256()
@@ -262,9 +269,16 @@ def get_evaluator(
     steps: int = EvaluatorSettings.steps,
     **settings: object,
 ) -> MotionEvaluator:
-    """The evaluator for ``dataset``: loaded from ``cache_dir`` if trained before, else trained
-    and cached. Extra keyword arguments override :class:`EvaluatorSettings` fields."""
+    """The evaluator for ``dataset``'s dataset and split: loaded from ``cache_dir`` if trained
+    before, else trained and cached. Extra keyword arguments override :class:`EvaluatorSettings`
+    fields.
+
+    It is trained on the whole training split (:meth:`MotionDataset.split_dataset`), never on a
+    seed's ``data.n`` subsample, so every seed and every ``data.n`` of one dataset is scored in
+    the same embedding space. ``info["hash"]`` identifies it: numbers from evaluators with
+    different hashes are not comparable (``sccl report`` flags such aggregates)."""
     cfg = EvaluatorSettings(steps=steps, seed=seed, **settings)  # type: ignore[arg-type]
+    dataset = split_dataset(dataset)
     key = dataset_hash(dataset, cfg)
     path = Path(cache_dir) / f"evaluator-{key}.safetensors"
     if path.exists():
@@ -272,10 +286,12 @@ def get_evaluator(
             ev = MotionEvaluator.load(path)
             log.info("loaded motion evaluator %s", path)
             ev.info["cache_path"] = str(path)
+            ev.info["hash"] = key
             return ev
         except Exception as exc:  # a corrupt cache entry is retrained, not fatal
             log.warning("ignoring unreadable evaluator cache %s (%s); retraining", path, exc)
     ev = train_evaluator(dataset, cfg)
     ev.save(path)
     ev.info["cache_path"] = str(path)
+    ev.info["hash"] = key
     return ev

@@ -139,7 +139,12 @@ class ReferenceStats:
 
 
 def get_reference_stats(dataset: "MotionDataset", evaluator: "MotionEvaluator") -> ReferenceStats:
-    """The cached :class:`ReferenceStats` of this dataset object and evaluator (built on first use)."""
+    """The cached :class:`ReferenceStats` of this dataset's whole split and the evaluator (built
+    on first use). Built on the split, not on a seed's ``data.n`` subsample, so that FID_k/FID_g
+    z-scoring, ``fid_train`` and the memorisation distances are the same for every seed."""
+    from sccl.metrics.evaluator import split_dataset
+
+    dataset = split_dataset(dataset)
     cache: dict[int, ReferenceStats] = evaluator.__dict__.setdefault("_reference_cache", {})
     ref = cache.get(id(dataset))
     if ref is None:

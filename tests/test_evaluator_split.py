@@ -1,0 +1,87 @@
+"""One evaluator and one set of reference statistics per dataset and split (issue 17 §1): seeds
+with their own ``data.n`` subsample are scored in the same space, and ``sccl report`` refuses to
+average evaluator metrics across arms scored by different evaluators."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sccl.metrics.evaluator import get_evaluator, split_dataset
+from sccl.metrics.motion_metrics import get_reference_stats
+from sccl.metrics.report import build_report
+from sccl.motion.dataset import DataConfig, build_dataset
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    full = build_dataset(DataConfig())
+    subs = [build_dataset(DataConfig(max_train_windows=120, seed=s)) for s in (0, 1)]
+    return full, subs
+
+
+def test_subsample_is_unchanged_and_split_is_the_whole_split(datasets):
+    full, (s0, s1) = datasets
+    assert full.full_train is None and full.split_dataset() is full
+    # the seed's training windows are the whole split's rows at the seed's draw, as before
+    keep = np.sort(np.random.default_rng(0).choice(len(full.train), 120, replace=False))
+    np.testing.assert_array_equal(s0.train.features, full.train.features[keep])
+    np.testing.assert_array_equal(s0.train.labels, full.train.labels[keep])
+    assert not np.array_equal(s0.train.features, s1.train.features)
+    for s in (s0, s1):
+        split = s.split_dataset()
+        assert split is s.split_dataset()  # cached: reference statistics are cached per object
+        np.testing.assert_array_equal(split.train.features, full.train.features)
+        np.testing.assert_array_equal(split.stats.mean, full.stats.mean)
+        np.testing.assert_array_equal(split.heldout.features, full.heldout.features)
+
+
+def test_seeds_share_one_evaluator_and_reference(datasets, tmp_path):
+    full, (s0, s1) = datasets
+    evs = [get_evaluator(d, tmp_path, steps=3) for d in (full, s0, s1)]
+    assert evs[0].info["hash"] == evs[1].info["hash"] == evs[2].info["hash"]
+    assert len(list(tmp_path.glob("evaluator-*.safetensors"))) == 1
+    r0, r1 = get_reference_stats(s0, evs[1]), get_reference_stats(s1, evs[1])
+    np.testing.assert_array_equal(r0.kin_norm(np.ones((1, r0.kin.real.shape[1]))),
+                                  r1.kin_norm(np.ones((1, r1.kin.real.shape[1]))))
+    assert r0.num_reference == r1.num_reference == len(full.heldout)
+
+
+def _arm(run, name, group, seed, fid, hash_):
+    d = run / "arms" / name
+    d.mkdir(parents=True)
+    (d / "arm.json").write_text(json.dumps({"name": name, "group": group, "params": {"seed": seed}}))
+    rows = [{"generation": g, "quality/fid": fid + g, "physics/penetrate_mm": 1.0, "evaluator/hash": hash_}
+            for g in range(2)]
+    (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_report_refuses_to_average_across_evaluators(tmp_path):
+    run = tmp_path / "run"
+    _arm(run, "mixed-s0", "mixed", 0, 10.0, "aaa")
+    _arm(run, "mixed-s1", "mixed", 1, 20.0, "bbb")
+    _arm(run, "same-s0", "same", 0, 10.0, "aaa")
+    _arm(run, "same-s1", "same", 1, 12.0, "aaa")
+    html = build_report(run, tmp_path / "r").read_text()
+    final = json.loads((tmp_path / "r" / "final.json").read_text())
+    mixed, same = final["mixed"], final["same"]
+    assert mixed["evaluators_differ"] and mixed["evaluators"] == ["aaa", "bbb"]
+    assert math.isnan(mixed["metrics"]["quality/fid"]["mean"])
+    assert mixed["metrics"]["quality/fid"]["refused"] == "evaluators differ"
+    assert mixed["metrics"]["physics/penetrate_mm"]["mean"] == 1.0  # not in the evaluator's space
+    assert not same["evaluators_differ"] and same["metrics"]["quality/fid"]["mean"] == 12.0
+    assert "Evaluators differ" in html and "evaluators differ</td>" in html
+
+
+def test_provenance_records_versions_cpu_and_threads():
+    import torch
+
+    from sccl.loop.provenance import provenance
+
+    p = provenance()
+    assert all(isinstance(k, str) and k.startswith("env.") and isinstance(v, str) for k, v in p.items())
+    assert p["env.torch"] == torch.__version__ and p["env.torch_threads"] == str(torch.get_num_threads())
+    assert p["env.pybullet"] != "absent" and p["env.cpu_simd"] and p["env.torch_cpu_capability"]
