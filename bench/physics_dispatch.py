@@ -41,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--torch-threads", type=int, default=None)
+    ap.add_argument("--save", default=None, help="write the diagnostics and statuses to this .npz (to compare runs)")
     args = ap.parse_args()
     import torch
 
@@ -85,6 +86,8 @@ def main() -> None:
     diag = np.array([[d.get(k, np.nan) for k in ("tracking_error_mm", "residual_g", "assist_fraction_g")]
                      for d in res.diagnostics], dtype=np.float64)
     out["diagnostics_sha"] = _sha(diag)
+    if args.save:
+        np.savez(args.save, diag=diag, status=np.array(res.status), kept=res.kept_index)
     corr.close()
     print(json.dumps(out))
 
