@@ -85,3 +85,12 @@ def test_provenance_records_versions_cpu_and_threads():
     assert all(isinstance(k, str) and k.startswith("env.") and isinstance(v, str) for k, v in p.items())
     assert p["env.torch"] == torch.__version__ and p["env.torch_threads"] == str(torch.get_num_threads())
     assert p["env.pybullet"] != "absent" and p["env.cpu_simd"] and p["env.torch_cpu_capability"]
+
+
+def test_knn_radii_in_blocks_equal_the_full_matrix():
+    from scipy.spatial.distance import cdist
+
+    from sccl.metrics.prdc import knn_radii
+
+    x = np.random.default_rng(0).standard_normal((2500, 4))  # > one block of rows
+    np.testing.assert_array_equal(knn_radii(x, 5), np.partition(cdist(x, x), 5, axis=1)[:, 5])
