@@ -94,3 +94,18 @@ def test_knn_radii_in_blocks_equal_the_full_matrix():
 
     x = np.random.default_rng(0).standard_normal((2500, 4))  # > one block of rows
     np.testing.assert_array_equal(knn_radii(x, 5), np.partition(cdist(x, x), 5, axis=1)[:, 5])
+
+
+def test_corruptions_vanish_at_severity_zero_and_grow_with_it():
+    import torch
+
+    from sccl.metrics.evaluator import corrupt, natural_variant
+
+    x = torch.randn(64, 30, 62, generator=torch.Generator().manual_seed(0)).cumsum(1) / 5  # smooth-ish
+    g = torch.Generator().manual_seed(1)
+    torch.testing.assert_close(corrupt(x, torch.zeros(64), g), x, rtol=0, atol=0)
+    dist = [float((corrupt(x, torch.full((64,), s), torch.Generator().manual_seed(2)) - x).pow(2).mean())
+            for s in (0.1, 0.5, 1.5)]
+    assert dist[0] < dist[1] < dist[2]
+    v = natural_variant(x, torch.Generator().manual_seed(3))
+    assert v.shape == x.shape and float((v - x).pow(2).mean()) < dist[2]
