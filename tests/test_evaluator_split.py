@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from sccl.metrics.evaluator import get_evaluator, split_dataset
+from sccl.metrics.evaluator import get_evaluator
 from sccl.metrics.motion_metrics import get_reference_stats
 from sccl.metrics.report import build_report
 from sccl.motion.dataset import DataConfig, build_dataset
