@@ -109,3 +109,20 @@ def test_corruptions_vanish_at_severity_zero_and_grow_with_it():
     assert dist[0] < dist[1] < dist[2]
     v = natural_variant(x, torch.Generator().manual_seed(3))
     assert v.shape == x.shape and float((v - x).pow(2).mean()) < dist[2]
+
+
+def test_nn_train_distance_matches_the_direct_distances_and_copies_score_zero():
+    from scipy.spatial.distance import cdist
+
+    from sccl.metrics.motion_metrics import ReferenceStats
+
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((300, 6, 4))
+    ref = ReferenceStats.__new__(ReferenceStats)  # only the memorisation part, without an evaluator
+    ref.feat_mean, ref.feat_std, ref.window = np.zeros(4), np.ones(4), 6
+    ref.train_flat, ref._train_sq = ref._flat(train), None
+    x = np.concatenate([rng.standard_normal((40, 6, 4)), train[:5]])
+    want = np.sqrt(cdist(ref._flat(x), ref.train_flat, "sqeuclidean").min(axis=1) / 24)
+    got = ref.nn_train_distance(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert (got[-5:] == 0.0).all()
