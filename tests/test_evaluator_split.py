@@ -126,3 +126,22 @@ def test_nn_train_distance_matches_the_direct_distances_and_copies_score_zero():
     got = ref.nn_train_distance(x)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert (got[-5:] == 0.0).all()
+
+
+def test_floor_per_seed_when_seeds_differ_in_data(tmp_path):
+    from types import SimpleNamespace
+
+    from sccl.loop.config import DataSection
+    from sccl.loop.floors import floor_metrics
+    from sccl.loop.realdata import load_real_data
+
+    arms = [SimpleNamespace(config=SimpleNamespace(data=DataSection(n=120), seed=s)) for s in (0, 1, 1)]
+    ev = get_evaluator(load_real_data(arms[0].config.data, 0).dataset, tmp_path, steps=3)
+    floor = floor_metrics(arms, ev)
+    assert floor["reference/quality/fid_train"] == pytest.approx(0.0, abs=1e-6)  # the whole split vs itself
+    for s in (0, 1):
+        assert floor[f"reference/seed{s}/memorisation/nn_train_dist"] == 0.0  # its windows are in the split
+    assert floor["reference/seed0/quality/fid"] != floor["reference/seed1/quality/fid"]
+    assert not any(k.startswith("reference/seed2") for k in floor)
+    full = [SimpleNamespace(config=SimpleNamespace(data=DataSection(), seed=s)) for s in (0, 1)]
+    assert not any("/seed" in k for k in floor_metrics(full, ev))  # no subsample: the split's floor only
