@@ -5,8 +5,12 @@ papers do (Action2Motion, ACTOR, MDM use a recognition network's penultimate lay
 temporal convolution network over normalised features (N, T, 62), global average+max pooling,
 a ``EMBED_DIM``-d embedding and a linear classifier over clip labels. Its embedding is the space
 of FID, diversity, multimodality and precision/recall; its predictions give recognition accuracy.
+A classifier alone embeds the action and barely sees degradation, so training adds a
+reconstruction head and a quality contrast (:func:`_quality_loss`): corrupted copies of a window
+must move away from it, natural variants stay close (docs/METRICS.md, "Sensitivity").
 
-Training is deterministic given the seed and takes well under a minute on 2 CPU cores. The
+Training is deterministic given the seed and takes about a minute or two on 2 CPU cores, once
+per dataset and split (never per seed: :func:`get_evaluator` trains on the whole split). The
 trained weights are cached as ``<cache_dir>/<hash>.safetensors`` (+ ``<hash>.json`` with the
 settings and training figures), where the hash covers the training features, labels, label
 names, normalisation statistics and every setting: the same data and settings never train twice,
