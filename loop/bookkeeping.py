@@ -14,6 +14,7 @@ from typing import Any
 
 from sccl.loop.arm import ArmPaths
 from sccl.loop.config import ArmSpec, ExperimentConfig, flatten
+from sccl.loop.provenance import provenance
 from sccl.loop.store import read_jsonl, write_json
 from sccl.loop.tasks import task_class
 from sccl.loop.tracking import KEY_METRICS, SWEEP_TAG, Tracker, chart_view_url, ui_base_url
@@ -36,7 +37,7 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
         sweep["parent_run_id"] = parent
         write_json(sweep_path, sweep)
         axes = sorted({k for a in arms for k in a.params})
-        tracker.log_params(parent, {"sweep.arms": len(arms), "sweep.axes": ",".join(axes),
+        tracker.log_params(parent, {"sweep.arms": len(arms), "sweep.axes": ",".join(axes), **provenance(),
                                     **{f"base.{k}": v for k, v in flatten(cfg.to_dict()).items()
                                        if k not in ("arms", "grid")}})
         tracker.client.log_artifact(parent, str(run_dir / "config.yaml"))
@@ -52,7 +53,8 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
             sweep["runs"][arm.name] = run_id
             write_json(sweep_path, sweep)  # before any compute: a crash never duplicates runs
             params = {**{f"axis.{k}": v for k, v in arm.params.items()},
-                      **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")}}
+                      **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")},
+                      **provenance()}  # versions, CPU flags, threads: what explains a machine-dependent result
             tracker.log_params(run_id, params)
         paths = ArmPaths(run_dir / "arms" / arm.name)
         arm_json = paths.root / "arm.json"

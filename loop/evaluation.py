@@ -32,12 +32,15 @@ def prepare_evaluator(real: RealData, cache_dir: Path, steps: int = 600) -> Any:
 
 def evaluate_motion_samples(samples: np.ndarray, labels: np.ndarray | None, real: RealData,
                             cache_dir: Path, evaluator_steps: int = 600,
-                            corrector_summary: dict | None = None) -> dict[str, float]:
+                            corrector_summary: dict | None = None) -> dict[str, float | str]:
     from sccl.metrics.motion_metrics import evaluate_generation
+    from sccl.metrics.report import EVALUATOR_HASH_KEY
 
     evaluator = prepare_evaluator(real, cache_dir, evaluator_steps)
-    return evaluate_generation(samples, labels, real.dataset, evaluator, corrector_summary=corrector_summary,
-                               fps=real.fps)
+    metrics: dict = evaluate_generation(samples, labels, real.dataset, evaluator, corrector_summary=corrector_summary,
+                                        fps=real.fps)
+    metrics[EVALUATOR_HASH_KEY] = evaluator.info.get("hash", "")  # a string: the spool keeps it, MLflow skips it
+    return metrics
 
 
 def render_generation(samples: np.ndarray, labels: np.ndarray | None, real: RealData, out: Path,

@@ -156,9 +156,8 @@ class Driver:
         if self.sweep.get("reference_logged"):
             return
         try:
-            floor = task.reference_metrics(evaluator)
-            self.tracker.log_generations(self.sweep["parent_run_id"],
-                                         [{"generation": 0, **{f"reference/{k}": v for k, v in floor.items()}}])
+            floor = task.reference_metrics(evaluator, shared)
+            self.tracker.log_generations(self.sweep["parent_run_id"], [{"generation": 0, **floor}])
             self.sweep["reference_logged"] = True
             write_json(self.sweep_path, self.sweep)
         except Exception as exc:  # noqa: BLE001 - a missing floor never stops a run

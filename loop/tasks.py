@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -91,9 +91,10 @@ class Task:
         (so parallel arms never race to build it); None when there is nothing."""
         return None
 
-    def reference_metrics(self, prepared: Any) -> dict[str, float]:
+    def reference_metrics(self, prepared: Any, arms: Sequence[Any] = ()) -> dict[str, float]:
         """The real data scored as if it were generated (the floor the curves are read
-        against); ``prepared``: what :meth:`prepare` returned."""
+        against), as ``reference/...`` keys; ``prepared``: what :meth:`prepare` returned;
+        ``arms``: the sweep's arms sharing it (a task may give each seed its own floor)."""
         return {}
 
     def evaluate(self, samples: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
@@ -164,10 +165,10 @@ class MotionTask(Task):
 
         return prepare_evaluator(self.real, self._cache_dir(), self.eval_cfg.evaluator_steps)
 
-    def reference_metrics(self, prepared: Any) -> dict[str, float]:
-        from sccl.metrics.motion_metrics import reference_metrics
+    def reference_metrics(self, prepared: Any, arms: Sequence[Any] = ()) -> dict[str, float]:
+        from sccl.loop.floors import floor_metrics
 
-        return reference_metrics(self.real.dataset, prepared, fps=self.real.fps)
+        return floor_metrics(arms, prepared)  # the split's floor, and one per data.n seed
 
     def evaluate(self, samples: np.ndarray, labels: np.ndarray | None) -> dict[str, float]:
         from sccl.loop.evaluation import evaluate_motion_samples

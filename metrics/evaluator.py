@@ -5,8 +5,12 @@ papers do (Action2Motion, ACTOR, MDM use a recognition network's penultimate lay
 temporal convolution network over normalised features (N, T, 62), global average+max pooling,
 a ``EMBED_DIM``-d embedding and a linear classifier over clip labels. Its embedding is the space
 of FID, diversity, multimodality and precision/recall; its predictions give recognition accuracy.
+A classifier alone embeds the action and barely sees degradation, so training adds a
+reconstruction head and a quality contrast (:func:`_quality_loss`): corrupted copies of a window
+must move away from it, natural variants stay close (docs/METRICS.md, "Sensitivity").
 
-Training is deterministic given the seed and takes well under a minute on 2 CPU cores. The
+Training is deterministic given the seed and takes about a minute or two on 2 CPU cores, once
+per dataset and split (never per seed: :func:`get_evaluator` trains on the whole split). The
 trained weights are cached as ``<cache_dir>/<hash>.safetensors`` (+ ``<hash>.json`` with the
 settings and training figures), where the hash covers the training features, labels, label
 names, normalisation statistics and every setting: the same data and settings never train twice,
@@ -39,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: Bump when the architecture or training recipe changes: old cache entries are then ignored.
-EVALUATOR_VERSION = 1
+EVALUATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class EvaluatorSettings:
     noise_std: float = 0.0  #: Gaussian input augmentation in normalised units (0: noise must stay visible to FID)
     recon_weight: float = 1.0  #: weight of the auxiliary reconstruction loss (keeps motion detail in the embedding)
     label_smoothing: float = 0.1  #: bounds the logit (and embedding) scale
+    quality_weight: float = 1.0  #: weight of the quality-contrast loss (0: a recogniser + reconstruction only)
+    quality_max_sigma: float = 1.5  #: corruption severities are drawn from [0, this] (normalised units)
+    quality_margin: float = 1.0  #: a corruption of severity s must move a window >= s x the typical inter-window distance
+    quality_readout: float = 1.0  #: weight of the severity readout (a linear direction that measures added corruption)
+    quality_pull: float = 1.0  #: weight pulling natural variants (time-warped, shifted) of a window together
     version: int = EVALUATOR_VERSION
 
 
@@ -78,6 +87,9 @@ class MotionEncoder(nn.Module):
         # auxiliary decoder: the embedding must reconstruct the (time-subsampled) window, so it
         # keeps the detail a pure classifier would discard (noise, jerk, pose errors)
         self.decoder = nn.Sequential(nn.Linear(embed_dim, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, window * feature_dim))
+        # quality readout: a linear direction of the embedding that measures corruption severity,
+        # so degraded samples shift the embedding's mean (what FID sees), not only its spread
+        self.quality = nn.Linear(embed_dim, 1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv(x.transpose(1, 2))  # (N, hidden, T')
@@ -176,6 +188,13 @@ class MotionEvaluator:
         return cls(model, mean, std, meta["label_names"], settings, meta.get("info"))
 
 
+def split_dataset(dataset: "MotionDataset") -> "MotionDataset":
+    """The dataset with its whole training split (see :meth:`MotionDataset.split_dataset`);
+    objects without that method (a caller's own dataset type) are used as they are."""
+    split = getattr(dataset, "split_dataset", None)
+    return split() if callable(split) else dataset
+
+
 def dataset_hash(dataset: "MotionDataset", settings: EvaluatorSettings) -> str:
     """Hex digest over the training data, labels, label names, statistics and settings."""
     h = hashlib.sha256()
@@ -199,10 +218,71 @@ def _single_thread():
         torch.set_num_threads(old)
 
 
+def natural_variant(x: torch.Tensor, gen: torch.Generator, warp: float = 0.15) -> torch.Tensor:
+    """The same motion played ±``warp`` faster or slower from a slightly later start (linear
+    interpolation along time, clamped at the window's end): variation real data has (held-out
+    windows are later cycles of the same clips), which the embedding must not mistake for damage."""
+    n, t, d = x.shape
+    rate = 1.0 + warp * (2.0 * torch.rand((n, 1), generator=gen) - 1.0)
+    start = 0.1 * t * torch.rand((n, 1), generator=gen)
+    pos = (start + rate * torch.arange(t).view(1, t)).clamp(0, t - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=t - 1)
+    w = (pos - lo).unsqueeze(-1)
+    take = lambda idx: torch.gather(x, 1, idx.unsqueeze(-1).expand(n, t, d))  # noqa: E731
+    return (1 - w) * take(lo) + w * take(hi)
+
+
+def _quality_loss(model: MotionEncoder, xb: torch.Tensor, emb: torch.Tensor, settings: EvaluatorSettings,
+                  gen: torch.Generator) -> torch.Tensor:
+    """Contrast each window with a corrupted copy and a natural variant of itself, in units of
+    the batch's typical inter-window distance (so inflating the embedding's scale cannot meet
+    the loss): the corrupted copy must land at least ``margin x severity`` away (push), the
+    natural variant close (pull), and a linear readout must recover the *added* severity
+    (q(corrupted) - q(clean) = severity). All three are relative to the window's own clean
+    embedding: an absolute target ("training windows score 0") made the network memorise the
+    training windows and put held-out real windows far from them, which FID then mistook for
+    degradation."""
+    severity = torch.rand(xb.shape[0], generator=gen) * settings.quality_max_sigma
+    emb_c = model.embed(corrupt(xb, severity, gen))
+    spread = torch.pdist(emb).mean().detach().clamp(min=1e-6)
+    moved = (emb_c - emb).norm(dim=1) / spread
+    loss = nn.functional.relu(settings.quality_margin * severity - moved).pow(2).mean()
+    if settings.quality_pull > 0:
+        emb_n = model.embed(natural_variant(xb, gen))
+        loss = loss + settings.quality_pull * ((emb_n - emb).norm(dim=1) / spread).pow(2).mean()
+    if settings.quality_readout > 0:
+        rise = (model.quality(emb_c) - model.quality(emb)).squeeze(-1)
+        loss = loss + settings.quality_readout * nn.functional.mse_loss(rise, severity)
+    return loss
+
+
 def _recon_target(x: torch.Tensor, window: int) -> torch.Tensor:
     """(N, T, D) -> (N, window * D): the window resampled to ``window`` evenly spaced frames."""
     idx = torch.linspace(0, x.shape[1] - 1, window).round().long()
     return x[:, idx].reshape(x.shape[0], -1)
+
+
+def corrupt(x: torch.Tensor, severity: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Degrade each normalised window (N, T, D) by ``severity`` (N,) with one of three kinds of
+    damage generators produce: white noise (jitter), a per-channel offset that drifts over the
+    window (pose bias), and dropped frames replaced by their predecessor (stutter). Severity 0
+    returns the window unchanged. Several kinds, so the embedding learns "worse motion", not the
+    signature of the one corruption the noise ladder of ``bench/metrics.py`` applies."""
+    n, t, d = x.shape
+    kind = torch.randint(0, 3, (n,), generator=gen)
+    s = severity.view(n, 1, 1)
+    white = s * torch.randn(x.shape, generator=gen)
+    ramp = torch.linspace(0.0, 1.0, t).view(1, t, 1)
+    drift = s * (torch.randn((n, 1, d), generator=gen) + ramp * torch.randn((n, 1, d), generator=gen))
+    drop = torch.rand((n, t), generator=gen) < (severity.view(n, 1) / 1.5).clamp(max=0.9)
+    drop[:, 0] = False
+    src = torch.arange(t).expand(n, t).clone()
+    src[drop] = -1
+    src = torch.cummax(src, dim=1).values  # each dropped frame repeats the last kept one
+    stutter = torch.gather(x, 1, src.unsqueeze(-1).expand(n, t, d))
+    out = torch.where((kind == 0).view(n, 1, 1), x + white, x + drift)
+    return torch.where((kind == 2).view(n, 1, 1), stutter, out)
 
 
 def train_evaluator(dataset: "MotionDataset", settings: EvaluatorSettings) -> MotionEvaluator:
@@ -240,6 +320,8 @@ def _train(dataset: "MotionDataset", settings: EvaluatorSettings) -> MotionEvalu
         if settings.recon_weight > 0:
             target = _recon_target(xb, model.window)
             loss = loss + settings.recon_weight * nn.functional.mse_loss(model.decoder(emb), target)
+        if settings.quality_weight > 0:
+            loss = loss + settings.quality_weight * _quality_loss(model, xb, emb, settings, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -262,9 +344,16 @@ def get_evaluator(
     steps: int = EvaluatorSettings.steps,
     **settings: object,
 ) -> MotionEvaluator:
-    """The evaluator for ``dataset``: loaded from ``cache_dir`` if trained before, else trained
-    and cached. Extra keyword arguments override :class:`EvaluatorSettings` fields."""
+    """The evaluator for ``dataset``'s dataset and split: loaded from ``cache_dir`` if trained
+    before, else trained and cached. Extra keyword arguments override :class:`EvaluatorSettings`
+    fields.
+
+    It is trained on the whole training split (:meth:`MotionDataset.split_dataset`), never on a
+    seed's ``data.n`` subsample, so every seed and every ``data.n`` of one dataset is scored in
+    the same embedding space. ``info["hash"]`` identifies it: numbers from evaluators with
+    different hashes are not comparable (``sccl report`` flags such aggregates)."""
     cfg = EvaluatorSettings(steps=steps, seed=seed, **settings)  # type: ignore[arg-type]
+    dataset = split_dataset(dataset)
     key = dataset_hash(dataset, cfg)
     path = Path(cache_dir) / f"evaluator-{key}.safetensors"
     if path.exists():
@@ -272,10 +361,12 @@ def get_evaluator(
             ev = MotionEvaluator.load(path)
             log.info("loaded motion evaluator %s", path)
             ev.info["cache_path"] = str(path)
+            ev.info["hash"] = key
             return ev
         except Exception as exc:  # a corrupt cache entry is retrained, not fatal
             log.warning("ignoring unreadable evaluator cache %s (%s); retraining", path, exc)
     ev = train_evaluator(dataset, cfg)
     ev.save(path)
     ev.info["cache_path"] = str(path)
+    ev.info["hash"] = key
     return ev

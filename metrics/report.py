@@ -49,6 +49,13 @@ BETTER: dict[str, str] = {
 }
 
 
+#: Generation-record key of the evaluator's hash (written by ``sccl.loop.evaluation``).
+EVALUATOR_HASH_KEY = "evaluator/hash"
+#: Metrics measured in the evaluator's embedding or with its normalisation statistics: numbers
+#: under different evaluator hashes are in different spaces and are never averaged together.
+EVALUATOR_PREFIXES = ("quality/", "diversity/", "memorisation/")
+
+
 class ReportError(UserError):
     """The run directory cannot be read (names the file and what is wrong)."""
 
@@ -59,6 +66,11 @@ class Arm:
     group: str
     params: dict
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def evaluators(self) -> set[str]:
+        """Hashes of the evaluators that scored this arm's generations (empty: not recorded)."""
+        return {str(r[EVALUATOR_HASH_KEY]) for r in self.history if r.get(EVALUATOR_HASH_KEY)}
 
     def final(self, key: str, window: int = 1) -> tuple[float, float]:
         """(generation, value) of the last finite value of ``key``, or with ``window`` > 1 the mean
@@ -239,12 +251,22 @@ def build_report(run_dir: Path, out_dir: Path, *, smooth: int | None = None, win
     final: dict[str, dict] = {}
     for gname, members in groups.items():
         row = {}
+        evaluators = sorted(set().union(*(a.evaluators for a in members)))
+        mixed = len(evaluators) > 1
+        if mixed:
+            log.warning("group %s: its arms were scored by %d different evaluators (%s); evaluator metrics "
+                        "are not aggregated", gname, len(evaluators), ", ".join(evaluators))
         for key in keys:
             finals = [a.final(key, window) for a in members]
-            m, half, n = mean_ci([v for _, v in finals])
             gen = max((g for g, _ in finals if math.isfinite(g)), default=math.nan)
+            if mixed and key.startswith(EVALUATOR_PREFIXES):
+                row[key] = {"mean": math.nan, "ci95": math.nan, "n": 0, "generation": gen, "window": window,
+                            "refused": "evaluators differ"}
+                continue
+            m, half, n = mean_ci([v for _, v in finals])
             row[key] = {"mean": m, "ci95": half, "n": n, "generation": gen, "window": window}
-        final[gname] = {"arms": [a.name for a in members], "params": _common_params(members), "metrics": row}
+        final[gname] = {"arms": [a.name for a in members], "params": _common_params(members),
+                        "evaluators": evaluators, "evaluators_differ": mixed, "metrics": row}
     (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
     path = out_dir / "index.html"
     path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final, smooth, window), encoding="utf-8")
@@ -277,6 +299,24 @@ def _html(run_dir: Path, arms, groups, keys, figures, final, smooth: int = 1, wi
         f"Table: {per_arm}, mean ± half-width of the 95% "
         "t-interval over seeds (no interval for one seed). Metric definitions and directions: docs/METRICS.md.</p>"
     )
+    mixed = [g for g in groups if final[g]["evaluators_differ"]]
+    if mixed:
+        parts.append(
+            "<p style='color:#b00'><b>Evaluators differ</b> within "
+            f"{e(', '.join(mixed))}: its arms were scored in different embedding spaces, so their "
+            f"{e('/'.join(p.rstrip('/') for p in EVALUATOR_PREFIXES))} metrics are not averaged "
+            "(cells read 'evaluators differ'). Rerun them with one evaluator per dataset and split.</p>"
+        )
+    all_hashes = {h for g in groups for h in final[g]["evaluators"]}
+    if len(all_hashes) > 1 and not mixed:
+        parts.append(
+            "<p style='color:#b00'><b>Groups were scored by different evaluators</b> "
+            f"({e(', '.join(sorted(all_hashes)))}): compare their evaluator metrics across columns with care; "
+            "they are in different embedding spaces.</p>"
+        )
+    if not all_hashes:
+        parts.append("<p><small>These arms do not record their evaluator's hash (runs before it was recorded): "
+                     "whether seeds share an evaluator cannot be checked.</small></p>")
     heading = f"Last {window} generations" if window > 1 else "Final generation"
     parts.append(f"<h2>{heading}</h2><div style='overflow-x:auto'><table><tr><th>metric</th><th>better</th>")
     parts += [f"<th>{e(g)}<br><small>n={len(m)}</small></th>" for g, m in groups.items()]
@@ -285,6 +325,9 @@ def _html(run_dir: Path, arms, groups, keys, figures, final, smooth: int = 1, wi
         parts.append(f"<tr><td>{e(key)}</td><td>{e(BETTER.get(key, ''))}</td>")
         for g in groups:
             cell = final[g]["metrics"][key]
+            if cell.get("refused"):
+                parts.append(f"<td style='color:#b00'>{e(cell['refused'])}</td>")
+                continue
             txt = _fmt(cell["mean"]) + (f" ± {_fmt(cell['ci95'])}" if math.isfinite(cell["ci95"]) else "")
             parts.append(f"<td title='generation {_fmt(cell['generation'])}'>{e(txt)}</td>")
         parts.append("</tr>")

@@ -14,7 +14,7 @@ dataset. A clip too short to give a window on both sides stays entirely in train
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +192,24 @@ class MotionDataset:
     clips: list[Motion]
     summaries: list[ClipSummary]
     stats: NormStats
+    #: the training split before the ``max_train_windows`` (data.n) subsample; None when nothing was dropped
+    full_train: WindowSet | None = None
+
+    def split_dataset(self) -> "MotionDataset":
+        """This dataset with its whole training split: what the evaluator, the normalisation of
+        FID_k/FID_g and the reference statistics are built on. They must depend on the dataset and
+        split only: with a per-seed subsample (data.n), seeds would otherwise be scored in
+        different embedding spaces and their numbers could not be averaged. Cached, so that
+        every caller gets the same object (reference statistics are cached per object)."""
+        if self.full_train is None:
+            return self
+        cached = self.__dict__.get("_split_dataset")
+        if cached is None:
+            cfg = replace(self.config, max_train_windows=None, seed=0)
+            cached = MotionDataset(cfg, self.full_train, self.heldout, self.label_names, self.clips, self.summaries,
+                                   NormStats.from_features(self.full_train.features))
+            self.__dict__["_split_dataset"] = cached
+        return cached
 
     @property
     def fps(self) -> float:
@@ -288,14 +306,19 @@ def build_dataset(config: DataConfig | None = None, raws: list[RawClip] | None =
                 heldout_windows=counts["held"],
             )
         )
+    full: WindowSet | None = None
     if cfg.max_train_windows is not None and len(train_items) > cfg.max_train_windows:
         keep = np.sort(np.random.default_rng(cfg.seed).choice(len(train_items), cfg.max_train_windows, replace=False))
-        train_items = [train_items[i] for i in keep]
-    if not train_items:
+        full = _make_windows(train_items, label_names, w)
+        train = WindowSet(full.features[keep], full.labels[keep], [full.motions[i] for i in keep],
+                          [full.sources[i] for i in keep])
+    elif train_items:
+        train = _make_windows(train_items, label_names, w)
+    else:
         raise MotionError(
             f"{cfg.path or 'bundled clips'}: no training windows of {w} frames at {cfg.fps:g} fps; "
             "use shorter data.window or longer clips"
         )
-    train = _make_windows(train_items, label_names, w)
     heldout = _make_windows(held_items, label_names, w)
-    return MotionDataset(cfg, train, heldout, label_names, clips, summaries, NormStats.from_features(train.features))
+    return MotionDataset(cfg, train, heldout, label_names, clips, summaries, NormStats.from_features(train.features),
+                         full)

@@ -1,0 +1,103 @@
+"""What a run needs recorded to explain its numbers on another machine: library versions, the
+CPU (model, SIMD flags, the kernel set torch dispatches to) and thread counts.
+
+Floating-point results of the same seed can differ between machines through runtime-dispatched
+kernels (torch picks AVX2 or AVX-512 code at run time; MKL and OpenBLAS pick their own), through
+the number of threads a reduction is split over, and through library versions. None of these is
+in the config, so the driver logs them as run params (``env.*``); two runs that disagree can then
+be told apart by their params before anyone suspects the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Libraries whose versions can change a result (numerics, physics, data, tracking).
+LIBRARIES = ("torch", "numpy", "scipy", "pybullet", "safetensors", "ray", "mlflow")
+#: CPU flags that select different math kernels (runtime dispatch in torch, MKL, OpenBLAS, libm).
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "amx_tile", "neon", "asimd", "sve")
+#: Environment variables that set thread pools or force a kernel set.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+              "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE")
+
+
+def cpu_info() -> dict[str, str]:
+    """CPU model and the SIMD flags that matter for kernel dispatch (Linux: /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "env.cpu_model": model,
+        "env.cpu_simd": ",".join(f for f in SIMD_FLAGS if f in flags) or "unknown",
+        "env.cpu_flags_sha": hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12] if flags else "",
+        "env.cpu_count": str(os.cpu_count()),
+        "env.cpu_affinity": str(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else "",
+    }
+
+
+def thread_info() -> dict[str, str]:
+    """Thread pools as this process has them now (torch intra/inter-op, BLAS/OpenMP pools)."""
+    out: dict[str, str] = {}
+    try:
+        import torch
+
+        out["env.torch_threads"] = str(torch.get_num_threads())
+        out["env.torch_interop_threads"] = str(torch.get_num_interop_threads())
+        out["env.torch_cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+    except Exception as exc:  # noqa: BLE001 - provenance is best effort, never fatal
+        log.debug("torch thread info unavailable: %s", exc)
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            name = f"env.pool.{pool.get('internal_api', '?')}"
+            out[name] = f"{pool.get('num_threads')} ({pool.get('architecture') or pool.get('version') or ''})"
+    except Exception as exc:  # noqa: BLE001
+        log.debug("threadpoolctl unavailable: %s", exc)
+    for var in THREAD_ENV:
+        if var in os.environ:
+            out[f"env.{var}"] = os.environ[var]
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    out = {"env.python": sys.version.split()[0], "env.platform": platform.platform()}
+    for name in LIBRARIES:
+        try:
+            out[f"env.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[f"env.{name}"] = "absent"
+    return out
+
+
+def provenance() -> dict[str, str]:
+    """All ``env.*`` params: library versions, CPU, thread pools (strings, ready for MLflow)."""
+    return {**library_versions(), **cpu_info(), **thread_info()}
+
+
+def format_provenance(params: dict[str, Any] | None = None) -> str:
+    """One ``key=value`` line per param, sorted (for logs and bench output)."""
+    params = provenance() if params is None else params
+    return "\n".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+if __name__ == "__main__":  # python -m sccl.loop.provenance
+    print(format_provenance())
