@@ -314,7 +314,7 @@ def _html(run_dir: Path, arms, groups, keys, figures, final, smooth: int = 1, wi
             f"({e(', '.join(sorted(all_hashes)))}): compare their evaluator metrics across columns with care; "
             "they are in different embedding spaces.</p>"
         )
-    if not all_hashes:
+    if not all_hashes and any(k.startswith(EVALUATOR_PREFIXES) for k in keys):  # toys have no evaluator
         parts.append("<p><small>These arms do not record their evaluator's hash (runs before it was recorded): "
                      "whether seeds share an evaluator cannot be checked.</small></p>")
     heading = f"Last {window} generations" if window > 1 else "Final generation"
