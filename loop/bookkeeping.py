@@ -41,7 +41,7 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
                                     **{f"base.{k}": v for k, v in flatten(cfg.to_dict()).items()
                                        if k not in ("arms", "grid")}})
         tracker.client.log_artifact(parent, str(run_dir / "config.yaml"))
-    migrated = set() if sweep.get("layout") != "top-level-arms" else {a.name for a in arms}
+    older_nested_layout = sweep.get("layout") != "top-level-arms"
     sweep["layout"] = "top-level-arms"
     for arm in arms:
         run_id = sweep["runs"].get(arm.name)
@@ -63,7 +63,7 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
                               "mlflow_run_id": run_id, "config": arm.config.to_dict()})
         if first_time:
             tracker.client.log_artifact(run_id, str(arm_json))  # the arm's resolved config
-        elif arm.name not in migrated:
+        elif older_nested_layout:
             # runs of sweeps started when arms were nested under the sweep run
             tracker.unnest(run_id)
             tracker.set_tags(run_id, {SWEEP_TAG: parent})
