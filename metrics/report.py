@@ -17,6 +17,11 @@ generations before the interval over seeds is taken.
 
 Output is static: ``index.html`` with relative links to PNGs in ``img/``, plus ``final.json``
 with the same numbers for scripts. No JavaScript, nothing fetched from the network.
+
+The report also copies every arm's ``arm.json`` and ``metrics.jsonl`` into ``OUT/arms/``, so the
+output folder is itself a run directory: committed under ``docs/results/<run>/``, it lets anyone
+recompute every published table (``sccl report`` or ``bench/results_table.py`` over it) without
+the original, uncommitted ``runs/`` folder.
 """
 
 from __future__ import annotations
@@ -268,10 +273,26 @@ def build_report(run_dir: Path, out_dir: Path, *, smooth: int | None = None, win
         final[gname] = {"arms": [a.name for a in members], "params": _common_params(members),
                         "evaluators": evaluators, "evaluators_differ": mixed, "metrics": row}
     (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
+    export_arms(arms, out_dir)
     path = out_dir / "index.html"
     path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final, smooth, window), encoding="utf-8")
     log.info("report for %d arms (%d groups, %d metrics) at %s", len(arms), len(groups), len(keys), path)
     return path
+
+
+def export_arms(arms: list[Arm], out_dir: Path) -> None:
+    """Write each arm's metadata and per-generation records to ``out_dir/arms/<arm>/``.
+
+    The records are rewritten from what :func:`load_run` read (sorted, unreadable lines dropped),
+    so a report folder is a clean, self-contained run directory even when the source was still
+    running. Writing onto the source itself (``--out RUN_DIR``) rewrites identical content."""
+    for arm in arms:
+        d = Path(out_dir) / "arms" / arm.name
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {"name": arm.name, "group": arm.group, "params": arm.params}
+        (d / "arm.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+        lines = [json.dumps(row, sort_keys=True, default=float) for row in arm.history]
+        (d / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
 
 
 def _common_params(members: list[Arm]) -> dict:

@@ -89,3 +89,37 @@ def test_moving_average_and_auto_smoothing(tmp_path):
 def test_cli_report_rejects_bad_window(run_dir, tmp_path, capsys):
     assert main(["report", str(run_dir), "--window", "0"]) == 2
     assert "window=0" in capsys.readouterr().err
+
+
+def test_report_folder_is_itself_a_run_directory(run_dir, tmp_path):
+    """The committed report folder must reproduce the same table without the original run."""
+    out = tmp_path / "published"
+    build_report(run_dir, out)
+    assert (out / "arms" / "corrected-s2" / "metrics.jsonl").read_text().count("\n") == 3  # half line dropped
+    again = tmp_path / "again"
+    build_report(out, again)
+    assert json.loads((again / "final.json").read_text()) == json.loads((out / "final.json").read_text())
+
+
+def test_markdown_table_means_over_generation_range(run_dir, capsys):
+    assert main(["report", str(run_dir), "--markdown", "--generations", "1-2", "--keys", "quality/fid"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("| corrected (3)"))
+    # per seed: mean of generations 1-2 -> 11.5, 13, 14.5; interval over the three seeds
+    half = stats.t.ppf(0.975, 2) * 1.5 / math.sqrt(3)
+    assert f"13 ± {half:.4g} (11.5 / 13 / 14.5)" in row
+    assert "| baseline (1) | 10 |" in text
+
+
+def test_markdown_table_refuses_mixed_evaluators_and_bad_ranges(run_dir, capsys):
+    for i, name in enumerate(["corrected-s0", "corrected-s1"]):
+        path = run_dir / "arms" / name / "metrics.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        path.write_text("".join(json.dumps({**r, "evaluator/hash": f"h{i}"}) + "\n" for r in rows))
+    assert main(["report", str(run_dir), "--markdown", "--keys", "quality/fid,physics/penetrate_mm"]) == 0
+    text = capsys.readouterr().out
+    assert "evaluators differ" in text and "± " in text.split("| corrected")[1]  # physics still averaged
+    assert main(["report", str(run_dir), "--markdown", "--generations", "5-2"]) == 2
+    assert "range is empty" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--markdown", "--keys", "quality/nope"]) == 2
+    assert "quality/nope" in capsys.readouterr().err

@@ -21,13 +21,31 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--window", type=int, default=1, metavar="K",
                    help="table: average each arm over its last K generations before the interval over seeds "
                         "(default 1 = last generation)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print a Markdown table instead of writing HTML: per group of arms, the mean over "
+                        "--generations with a 95%% t-interval over seeds and every seed's value")
+    p.add_argument("--generations", default=None, metavar="A-B",
+                   help="--markdown: average each arm over generations A..B (default: 1 to the last)")
+    p.add_argument("--keys", default=None, metavar="K1,K2",
+                   help="--markdown: metric columns (default: FID, FID_k, FID_g, recall, recognition, Div_k, "
+                        "Phys-Err, acceptance)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sccl.metrics.report import build_report
+    from sccl.metrics.report import build_report, load_run
 
     run_dir = Path(args.run_dir)
+    if args.markdown:
+        from sccl.metrics.tables import DEFAULT_KEYS, markdown_table, parse_generations
+
+        arms = load_run(run_dir)
+        last = max(int(r.get("generation", 0)) for a in arms for r in a.history)
+        lo, hi = parse_generations(args.generations) if args.generations else (1, last)
+        keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else list(DEFAULT_KEYS)
+        keys = keys if args.keys else [k for k in keys if any(k in r for a in arms for r in a.history)]
+        print(markdown_table(arms, keys, lo, hi), end="")
+        return 0
     out = Path(args.out) if args.out else run_dir / "report"
     path = build_report(run_dir, out, smooth=args.smooth, window=args.window)
     print(path)
