@@ -291,7 +291,9 @@ def export_arms(arms: list[Arm], out_dir: Path) -> None:
         d.mkdir(parents=True, exist_ok=True)
         meta = {"name": arm.name, "group": arm.group, "params": arm.params}
         (d / "arm.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
-        lines = [json.dumps(row, sort_keys=True, default=float) for row in arm.history]
+        # "artifacts" holds this machine's absolute paths: meaningless anywhere else
+        lines = [json.dumps({k: v for k, v in row.items() if k != "artifacts"}, sort_keys=True, default=float)
+                 for row in arm.history]
         (d / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
 
 
