@@ -4,7 +4,7 @@ diffusion model (``"diffusion"``) and the Gaussian toys (``"gaussian"``,
 :func:`load_generator`."""
 
 from sccl.generators.base import FORMAT_VERSION, CheckpointError, Generator, GeneratorConfigError
-from sccl.generators.registry import available_generators, build_generator, load_generator
+from sccl.generators.registry import available_generators, build_generator, generator_class, load_generator
 
 __all__ = [
     "FORMAT_VERSION",

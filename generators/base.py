@@ -19,7 +19,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -62,6 +62,16 @@ class Generator(ABC):
     #: with the experiment config's parser ("did you mean" for unknown keys). None: a plugin
     #: that reads its plain dict itself.
     settings_class: type | None = None
+    #: The loop's contract with this generator, declared rather than inferred from its name so a
+    #: plugin can opt in. ``uses_device``: it runs on a torch device read from a ``device``
+    #: setting, and the loop passes the device Ray reserved for the arm ("cpu" when only checking
+    #: a config). ``uses_preset``: ``generator.preset`` is one of its settings (otherwise the
+    #: loop drops the key). ``takes_training_defaults``: it reads ``keep_optimizer`` (the
+    #: experiment's ``train.carry_optimizer``) and the data task's defaults (window shape,
+    #: labels) from its config.
+    uses_device: ClassVar[bool] = False
+    uses_preset: ClassVar[bool] = True
+    takes_training_defaults: ClassVar[bool] = False
 
     def __init__(self, config: dict | None = None) -> None:
         self.config: dict = dict(config or {})

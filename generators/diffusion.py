@@ -175,6 +175,8 @@ class MotionDiffusion(Generator):
 
     name = "diffusion"
     settings_class = DiffusionSettings
+    uses_device = True
+    takes_training_defaults = True
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(resolve_config(config))

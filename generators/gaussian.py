@@ -71,6 +71,7 @@ class GaussianGenerator(Generator):
 
     name = "gaussian"
     settings_class = GaussianSettings
+    uses_preset = False
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
@@ -177,6 +178,7 @@ class GaussianMixtureGenerator(Generator):
 
     name = "gaussian_mixture"
     settings_class = GaussianMixtureSettings
+    uses_preset = False
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)

@@ -52,24 +52,41 @@ def _from_path(name: str) -> Callable[[dict], Generator]:
     return obj
 
 
+def _factory(name: str) -> Callable[[dict], Generator]:
+    builtins = _builtin()
+    if name in builtins:
+        return builtins[name]
+    if ":" in name:
+        return _from_path(name)
+    eps = _entry_points()
+    if name not in eps:
+        raise GeneratorConfigError(
+            f"unknown generator {name!r}; available: {', '.join(available_generators())} "
+            "(or a 'package.module:ClassName' path)"
+        )
+    return eps[name].load()
+
+
+def generator_class(name: str) -> type[Generator]:
+    """The class behind a generator name, for its declared traits (``uses_device``…).
+
+    A plugin registered as a plain factory function has no traits of its own: the base class's
+    defaults stand for it. Raises :class:`GeneratorConfigError` for an unknown name."""
+    factory = _factory(name)
+    return factory if isinstance(factory, type) and issubclass(factory, Generator) else Generator
+
+
+def is_builtin_generator(name: str) -> bool:
+    """Whether ``name`` is one of the framework's own generators (whose registry name is also
+    the kind its checkpoints record; a plugin's need not be)."""
+    return name in _builtin()
+
+
 def build_generator(name: str, config: dict | None = None) -> Generator:
     """Construct a generator by name with a plain config dict.
 
     Raises :class:`GeneratorConfigError` (a UserError) for an unknown name, listing what exists."""
-    builtins = _builtin()
-    if name in builtins:
-        factory = builtins[name]
-    elif ":" in name:
-        factory = _from_path(name)
-    else:
-        eps = _entry_points()
-        if name not in eps:
-            raise GeneratorConfigError(
-                f"unknown generator {name!r}; available: {', '.join(available_generators())} "
-                "(or a 'package.module:ClassName' path)"
-            )
-        factory = eps[name].load()
-    return factory(dict(config or {}))
+    return _factory(name)(dict(config or {}))
 
 
 def load_generator(path: str | os.PathLike, *, expect: dict | None = None, device: str | None = None) -> Generator:

@@ -133,10 +133,10 @@ class ArmRunner:
 
     # ----------------------------------------------------------------- helpers
     def _load_generator(self, path: Path) -> Generator:
-        from sccl.generators import load_generator
+        from sccl.generators import generator_class, load_generator
 
         device = self.device
-        if device is None and self.cfg.generator.name == "diffusion":
+        if device is None and generator_class(self.cfg.generator.name).uses_device:
             device = self.cfg.generator.params.get("device", "auto")
         return load_generator(path, expect=expected_checkpoint(self.cfg), device=device)
 
@@ -293,11 +293,13 @@ def plot_curves(records: list[dict], out: Path) -> Path | None:
 def expected_checkpoint(cfg: ExperimentConfig) -> dict[str, Any]:
     """What a checkpoint of this arm must hold (checked on resume): the generator kind and,
     for the diffusion model, the preset."""
+    from sccl.generators.registry import generator_class, is_builtin_generator
+
     name = cfg.generator.name
-    if name not in ("diffusion", "gaussian", "gaussian_mixture"):
+    if not is_builtin_generator(name):
         return {}  # a plugin: its registry name need not be its kind
     out: dict[str, Any] = {"kind": name}
-    if name == "diffusion":
+    if generator_class(name).uses_preset:
         out["preset"] = cfg.generator.preset
     return out
 

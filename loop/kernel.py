@@ -42,14 +42,17 @@ def derive_seed(seed: int, generation: int, purpose: str) -> int:
 
 def generator_config(cfg: ExperimentConfig, real: RealData | None = None, device: str | None = None) -> dict[str, Any]:
     """The generator's config dict: preset + params, plus what the data implies. ``device``
-    (the diffusion model only) replaces the configured one: under Ray it is the device the
+    (for generators that declare ``uses_device``) replaces the configured one: under Ray it is the device the
     arm's reserved resources give it (:func:`sccl.loop.placement.task_device`)."""
+    from sccl.generators import generator_class
+
+    traits = generator_class(cfg.generator.name)
     out = {"preset": cfg.generator.preset, **cfg.generator.params}
-    if cfg.generator.name in ("gaussian", "gaussian_mixture"):
+    if not traits.uses_preset:
         out.pop("preset", None)
-    elif cfg.generator.name == "diffusion":
-        if device is not None:
-            out["device"] = device
+    if traits.uses_device and device is not None:
+        out["device"] = device
+    if traits.takes_training_defaults:
         out.setdefault("keep_optimizer", cfg.train.carry_optimizer)
         if real is not None:
             for key, value in task_class(real.kind)(real, cfg.eval).generator_defaults().items():

@@ -73,7 +73,9 @@ def set_threads(cpus: float) -> None:
 def _task_device(spec: ArmSpec, who: str) -> str | None:
     """The arm's torch device inside its Ray task: follows the GPUs Ray reserved for it (see
     :mod:`loop.placement`). None for generators without a device (the Gaussian toys)."""
-    if spec.config.generator.name != "diffusion":
+    from sccl.generators import generator_class
+
+    if not generator_class(spec.config.generator.name).uses_device:
         return None
     return task_device(spec.config.generator.params.get("device", "auto"), who)
 

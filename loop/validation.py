@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sccl.correctors.registry import build_corrector
 from sccl.generators.base import CheckpointError, read_state
-from sccl.generators.registry import build_generator
+from sccl.generators.registry import build_generator, generator_class
 from sccl.loop.arm import ArmPaths, expected_checkpoint, generator_config
 from sccl.loop.config import ArmSpec, ConfigError, ExperimentConfig
 from sccl.loop.placement import check_device
@@ -67,7 +67,7 @@ def validate_arms(arms: list[ArmSpec], run_dir: Path) -> None:
                 # Built on CPU: the driver never trains, so a CPU-only head validates a GPU
                 # sweep and a GPU head holds no CUDA context for the whole sweep.
                 gcfg = generator_config(c)
-                if c.generator.name == "diffusion":
+                if generator_class(c.generator.name).uses_device:
                     gcfg["device"] = "cpu"
                 build_generator(c.generator.name, gcfg)
             except UserError as exc:
