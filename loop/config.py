@@ -83,6 +83,10 @@ class TrainSection:
     steps_per_generation: int = 300  #: training steps of every later generation
     finetune: bool = True  #: continue from the previous weights (False: retrain from scratch)
     carry_optimizer: bool = False  #: keep optimiser state across generations (reference: re-created)
+    #: another run directory whose generation-0 models this run reuses where they are the same
+    #: model (same data, generator, seed and gen-0 steps: the checkpoint's name is that hash), so
+    #: arms added later (a control) start from bit-identical weights without retraining
+    gen0_from: str | None = None
 
 
 @dataclass

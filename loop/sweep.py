@@ -167,9 +167,25 @@ class Driver:
         jobs: dict[str, ArmSpec] = {}
         for arm in pending:
             st = read_json(ArmPaths(self.run_dir / "arms" / arm.name).state, default={}) or {}
-            if st.get("completed", -1) < 0 and not self.gen0_path(arm).exists():
+            if st.get("completed", -1) < 0 and not self.gen0_path(arm).exists() and not self._adopt_gen0(arm):
                 jobs.setdefault(arm.gen0_key(), arm)
         return jobs
+
+    def _adopt_gen0(self, arm: ArmSpec) -> bool:
+        """Copy this arm's generation-0 model from ``train.gen0_from`` if that run trained the
+        same one (the file name is the hash of everything generation 0 depends on)."""
+        source_dir = arm.config.train.gen0_from
+        if not source_dir:
+            return False
+        target = self.gen0_path(arm)
+        source = Path(source_dir).expanduser() / "shared" / target.name
+        if not source.is_file():
+            log.info("%s: %s has no generation 0 for this arm's data, generator and seed; training it",
+                     arm.name, source_dir)
+            return False
+        atomic_write_bytes(target, source.read_bytes())
+        log.info("%s: generation 0 reused from %s", arm.name, source)
+        return True
 
     def _run_inline(self, pending: list[ArmSpec], progress: Progress, result: SweepResult) -> None:
         self._prepare_shared(pending, result)

@@ -23,7 +23,7 @@ from sccl.motion.errors import UserError
 #: Config keys (dotted prefixes) that ``sccl resume RUN_DIR key=value`` may change: where a run
 #: executes and reports, never what it computes. The fingerprint ignores exactly these (and
 #: output_dir, which RUN_DIR replaces).
-RESUME_OVERRIDABLE = ("ray", "mlflow", "eval.gif", "eval.plots")
+RESUME_OVERRIDABLE = ("ray", "mlflow", "eval.gif", "eval.plots", "train.gen0_from")
 
 
 def config_fingerprint(cfg: ExperimentConfig) -> str:
@@ -76,6 +76,9 @@ def validate_arms(arms: list[ArmSpec], run_dir: Path) -> None:
                 build_corrector(c.corrector.name, {**c.corrector.params, "policy": c.corrector.policy}).close()
             except UserError as exc:
                 raise ConfigError(f"{where}config key 'corrector': {exc}") from None
+        if c.train.gen0_from and not (Path(c.train.gen0_from).expanduser() / "shared").is_dir():
+            raise ConfigError(f"config key 'train.gen0_from': {c.train.gen0_from}: expected a run directory "
+                              "with a shared/ folder of generation-0 checkpoints")
         try:
             load_real_data(c.data, c.seed)
         except UserError as exc:

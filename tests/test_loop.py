@@ -151,10 +151,39 @@ def test_resume_accepts_the_overrides_it_allows(tmp_path):
     assert _history(client, arm.info.run_id, "loop/generation") == [0, 1, 2]
     from sccl.loop.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"only ray\.\*, mlflow\.\*, eval\.gif, eval\.plots may change"):
+    with pytest.raises(ConfigError, match=r"only ray\.\*, mlflow\.\*, eval\.gif, eval\.plots, train\.gen0_from may change"):
         resume_run_dir(tmp_path / "r", ["generations=3"])
     with pytest.raises(ConfigError, match="may change on resume"):
         resume_run_dir(tmp_path / "r", ["mlflow_x=1"])
+
+
+def test_gen0_from_reuses_the_same_generation0_and_retrains_a_different_one(tmp_path, monkeypatch):
+    """A control added later starts from the first run's generation 0 without retraining it;
+    an arm whose generation 0 differs (another seed) is still trained."""
+    over = ["ray.enabled=false", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db", "generations=1", "grid={}",
+            "eval.plots=false"]
+    run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", over + [f"output_dir={tmp_path}/a"]))
+    source = next((tmp_path / "a" / "shared").glob("gen0-*"))
+    import sccl.loop.sweep as sweep_module
+
+    def no_training(*_a, **_k):
+        raise AssertionError("generation 0 was retrained although train.gen0_from holds it")
+
+    monkeypatch.setattr(sweep_module, "train_generation0", no_training)
+    control = over + [f"output_dir={tmp_path}/b", f"train.gen0_from={tmp_path}/a", "corrector.params.gamma=0.5"]
+    res = run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", control))
+    assert not res.failed
+    assert (tmp_path / "b" / "shared" / source.name).read_bytes() == source.read_bytes()
+    first = read_jsonl(tmp_path / "a" / "arms" / "arm" / "metrics.jsonl")[0]
+    again = read_jsonl(tmp_path / "b" / "arms" / "arm" / "metrics.jsonl")[0]
+    assert first["toy/w2"] == again["toy/w2"]
+    with pytest.raises(AssertionError, match="retrained"):  # another seed: another generation 0
+        run_config(load_config(REPO / "configs" / "toy_gaussian.yaml", control + [f"output_dir={tmp_path}/c", "seed=3"]))
+    from sccl.loop.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.gen0_from"):
+        Driver(load_config(REPO / "configs" / "toy_gaussian.yaml", over + [f"output_dir={tmp_path}/d",
+                                                                           f"train.gen0_from={tmp_path}/nowhere"])).prepare()
 
 
 def test_resume_lifts_arms_of_an_older_nested_layout(tmp_path):
