@@ -295,6 +295,16 @@ class HumanoidSim:
             for n, (kind, _) in zip(names, self._slots)
         ]
         self.total_mass = sk.total_mass
+        # Joint torques: PyBullet reports 0 as the motor torque of STABLE_PD_CONTROL, but a joint's
+        # force/torque sensor gives the whole wrench the joint transmits, and along a free degree
+        # of freedom that is the motor's torque (see _torque_ratio).
+        for j in self._joints:
+            p.enableJointForceTorqueSensor(self.body, j, True, physicsClientId=cid)
+        self._rev_axis = {j: np.asarray(p.getJointInfo(self.body, j, physicsClientId=cid)[13], dtype=np.float64)
+                          for j, (kind, _) in zip(self._joints, self._slots) if kind == "r"}
+        self._rev_limits = {j: p.getJointInfo(self.body, j, physicsClientId=cid)[8:10] for j in self._rev_axis}
+        self._limits = np.array([f[0] for f in self._forces], dtype=np.float64)
+        self._rev_slots = [(i, j) for i, j in enumerate(self._joints) if j in self._rev_axis]
         self._foot_idx = [sk.index(n) for n in FOOT_BODIES + SHIN_BODIES]
         self._state = p.saveState(physicsClientId=cid)
         log.debug("humanoid loaded in client %d (%d joints)", cid, num_joints)
@@ -343,11 +353,56 @@ class HumanoidSim:
         for j, i in zip(self._rev_idx, range(len(REVOLUTE_JOINTS))):
             p.resetJointState(body, j, float(ref.joint_angles[k, i]), float(ref.joint_angle_vels[k, i]), physicsClientId=cid)
 
-    def _read_pose(self) -> tuple[list, list, list]:
+    def _read_pose(self) -> tuple[list, list, list, float]:
+        """Root position, orientation, joint positions and the torque ratio of this instant."""
         p, cid, body = self._p, self._cid, self.body
         pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=cid)
         states = p.getJointStatesMultiDof(body, self._joints, physicsClientId=cid)
-        return list(pos), list(orn), [s[0] for s in states]
+        return list(pos), list(orn), [s[0] for s in states], self._torque_ratio(states)
+
+    def _torque_ratio(self, states: list) -> float:
+        """Largest joint torque / limit over the actuated joints now (:meth:`joint_torque_ratios`);
+        NaN if any value is not finite."""
+        ratios = self.joint_torque_ratios(states)
+        if np.isinf(ratios).any() or (np.isnan(ratios) & ~self._skipped).any():
+            return math.nan
+        return float(np.nanmax(ratios)) if (~np.isnan(ratios)).any() else 0.0
+
+    def joint_torque_ratios(self, states: list) -> np.ndarray:
+        """|joint motor torque| / torque limit per actuated joint (PyBullet index order), now.
+
+        ``states`` is ``getJointStatesMultiDof`` of the actuated joints. PyBullet reports 0 as
+        the motor torque of STABLE_PD_CONTROL, but each joint's force/torque sensor
+        (``jointReactionForces``) gives the wrench the joint transmits, expressed at the child
+        link's centre of mass in the child's frame; moved to the joint origin, its part along a
+        free degree of freedom is the motor's torque. A spherical joint is free in all three
+        axes (compared per axis in the child frame, where its per-axis limit applies); a
+        revolute joint's motor torque is the component along its axis. A revolute joint within
+        1 mrad of its range limit (knee or elbow straight) also transmits the limit's constraint
+        torque along the axis, so it is NaN there (``self._skipped`` marks it). The sensor reads
+        the last physics sub-step of a control step. Checked against static gravity torques on
+        real PyBullet (tests/test_simulator.py)."""
+        p, cid, body = self._p, self._cid, self.body
+        links = p.getLinkStates(body, self._joints, physicsClientId=cid)
+        # one vectorised pass over the joints: (J, 6) wrenches, (J, 3, 3) frames
+        wrench = np.array([st[2] for st in states], dtype=np.float64)
+        com_rot = quat.to_matrix(np.array([ls[1] for ls in links], dtype=np.float64))
+        link_rot = quat.to_matrix(np.array([ls[5] for ls in links], dtype=np.float64))
+        lever = np.array([ls[0] for ls in links], dtype=np.float64) - np.array([ls[4] for ls in links], dtype=np.float64)
+        torque_world = np.einsum("jab,jb->ja", com_rot, wrench[:, 3:]) + np.cross(
+            lever, np.einsum("jab,jb->ja", com_rot, wrench[:, :3]))
+        local = np.einsum("jba,jb->ja", link_rot, torque_world)  # link_rot transposed
+        out = np.abs(local).max(axis=1) / self._limits
+        self._skipped = np.zeros(len(self._joints), dtype=bool)
+        for i, j in self._rev_slots:
+            lower, upper = self._rev_limits[j]
+            angle = states[i][0][0]
+            if lower < upper and (angle <= lower + 1e-3 or angle >= upper - 1e-3):
+                self._skipped[i] = True
+                out[i] = np.nan
+            else:
+                out[i] = abs(float(local[i] @ self._rev_axis[j])) / self._limits[i]
+        return out
 
     # ------------------------------------------------------------------ tracking
     def track(self, motion: Motion, *, early_stop: bool = True) -> TrackResult:
@@ -415,6 +470,7 @@ class HumanoidSim:
         rec_root_pos: list = []
         rec_root_rot: list = []
         rec_joints: list = []
+        peak_torque = 0.0  # largest joint torque / limit at the recorded frames (_torque_ratio)
         step_seconds = 0.0
         fell = False
         blew_up = False
@@ -427,7 +483,9 @@ class HumanoidSim:
             for k in range(n):
                 f = record_set.get(k)
                 if f is not None:
-                    pos, orn, jstates = self._read_pose()
+                    pos, orn, jstates, ratio = self._read_pose()
+                    if steps:  # before the first step the sensors hold the previous clip's values
+                        peak_torque = max(peak_torque, ratio) if math.isfinite(ratio) else math.nan
                     rec_root_pos.append(pos)
                     rec_root_rot.append(orn)
                     rec_joints.append(jstates)
@@ -478,6 +536,7 @@ class HumanoidSim:
                 p.removeConstraint(constraint, physicsClientId=cid)
         steps *= self._substeps
         honesty = accounting.summary()
+        honesty["peak_torque_ratio"] = peak_torque
         assist_fraction = honesty.pop("assist_force_g")
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy

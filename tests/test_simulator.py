@@ -8,6 +8,7 @@ import pytest
 from sccl.motion import quaternion as quat
 from sccl.motion.deepmimic import bundled_motion_dir, read_clip
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+from sccl.motion.skeleton import load_skeleton
 from sccl.simulators import (
     HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics,
     project_on_contact_cone, resample,
@@ -248,3 +249,79 @@ def test_contact_mode_applies_only_contact_forces(walk):
     assert res.extra["residual_g"] < 1e-3 * res.extra["assist_g"] + 1e-6
     with pytest.raises(SimulatorConfigError, match="assist_mode"):
         SimConfig.from_dict({"assist_mode": "magic"})
+
+
+def _held_horizontal(sim: HumanoidSim, seconds: float = 3.0):
+    """The body lying face-down in the air, its root held by a stiff constraint, every joint
+    tracking the zero pose: each joint holds its subtree's weight on a horizontal lever."""
+    import pybullet as p
+
+    cid, body = sim._cid, sim.body
+    p.restoreState(sim._state, physicsClientId=cid)
+    q = p.getQuaternionFromEuler([np.pi / 2, 0.0, 0.0])
+    p.resetBasePositionAndOrientation(body, [0, 2, 0], q, physicsClientId=cid)
+    hold = p.createConstraint(body, -1, -1, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0], [0, 2, 0], physicsClientId=cid)
+    p.changeConstraint(hold, [0, 2, 0], q, maxForce=1e6, physicsClientId=cid)
+    targets = [[0, 0, 0, 1] if kind == "s" else [0.0] for kind, _ in sim._slots]
+    speeds = [[0, 0, 0] if kind == "s" else [0.0] for kind, _ in sim._slots]
+    for _ in range(int(seconds * sim.config.control_hz)):
+        p.setJointMotorControlMultiDofArray(body, sim._joints, p.STABLE_PD_CONTROL, targetPositions=targets,
+                                            targetVelocities=speeds, forces=sim._forces, positionGains=sim._kps,
+                                            velocityGains=sim._kds, physicsClientId=cid)
+        p.stepSimulation(physicsClientId=cid)
+    states = p.getJointStatesMultiDof(body, sim._joints, physicsClientId=cid)
+    p.removeConstraint(hold, physicsClientId=cid)
+    return states
+
+
+def _gravity_torque(sim: HumanoidSim, joint: int) -> float:
+    """Largest per-axis component (in the joint's child frame) of the torque of gravity on the
+    subtree below `joint` about the joint's origin, from link masses: what the joint must hold."""
+    import pybullet as p
+
+    cid, body = sim._cid, sim.body
+    parents = {j: p.getJointInfo(body, j, physicsClientId=cid)[16] for j in range(p.getNumJoints(body, physicsClientId=cid))}
+    subtree, grew = {joint}, True
+    while grew:
+        new = {j for j, parent in parents.items() if parent in subtree} - subtree
+        subtree |= new
+        grew = bool(new)
+    origin = np.asarray(p.getLinkState(body, joint, physicsClientId=cid)[4])
+    torque = np.zeros(3)
+    for j in subtree:
+        mass = p.getDynamicsInfo(body, j, physicsClientId=cid)[0]
+        com = np.asarray(p.getLinkState(body, j, physicsClientId=cid)[0])
+        torque += np.cross(com - origin, [0.0, -9.8 * mass, 0.0])
+    frame = np.asarray(p.getMatrixFromQuaternion(p.getLinkState(body, joint, physicsClientId=cid)[5])).reshape(3, 3)
+    return float(np.abs(frame.T @ torque).max())
+
+
+def test_peak_torque_ratio_matches_static_gravity_torque():
+    """Stable PD reports no motor torque; the joint sensors' wrench moved to the joint origin does,
+    and holding a leg horizontal takes exactly its weight times its lever."""
+    sim = HumanoidSim()
+    try:
+        states = _held_horizontal(sim)
+        ratios = sim.joint_torque_ratios(states)
+        expected = np.array([_gravity_torque(sim, j) for j in sim._joints]) / sim._limits
+    finally:
+        sim.close()
+    names = [load_skeleton().body_names[j] for j in sim._joints]
+    for name in ("chest", "neck", "right_hip", "left_hip", "right_shoulder", "left_shoulder"):
+        i = names.index(name)
+        assert expected[i] > 0.02 and ratios[i] == pytest.approx(expected[i], rel=0.03), name
+
+
+def test_peak_torque_ratio_saturates_at_the_limit(walk):
+    weak = HumanoidSim({"torque_scale": 0.05})  # hip limit 10 N·m, far below the leg's ~35 N·m
+    try:
+        states = _held_horizontal(weak)
+        assert weak._torque_ratio(states) == pytest.approx(1.0, abs=0.05)
+    finally:
+        weak.close()
+    sim = HumanoidSim()
+    try:
+        res = sim.track(ground_align(walk, "percentile", 10)[0])
+    finally:
+        sim.close()
+    assert 0.05 < res.extra["peak_torque_ratio"] <= 1.05
