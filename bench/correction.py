@@ -153,16 +153,20 @@ def targets(rows: dict, speed: dict) -> dict:
 def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) -> dict:
     """The frozen evaluator on one correction result: recognition accuracy of the kept corrected
     samples against the same samples raw, and how far correction moved them (RMS of the
-    normalised 62-d features, evaluator-embedding distance). ``raw`` (N, T, 62) and ``labels``
+    normalised 62-d features, in all and per feature part, and the evaluator-embedding
+    distance). ``raw`` (N, T, 62) and ``labels``
     (N,) are the whole batch; ``res`` its CorrectionResult. Empty when nothing was kept."""
-    from sccl.motion.features import motion_to_features
+    from sccl.motion.features import SLICES, motion_to_features
 
     kept = np.asarray(res.kept_index, dtype=int)
     if not kept.size:
         return {}
     fixed = np.stack([motion_to_features(m) for m in res.samples])
-    moved = np.sqrt(np.mean(((fixed - raw[kept]) / std) ** 2, axis=(1, 2)))
+    shift = (fixed - raw[kept]) / std
+    moved = np.sqrt(np.mean(shift ** 2, axis=(1, 2)))
     return {
+        "feature_rms_moved_z_by_part": {name: _clean(float(np.sqrt(np.mean(shift[..., part] ** 2))))
+                                        for name, part in SLICES.items()},
         "accuracy_raw_same_windows": _clean(float(np.mean(evaluator.predict(raw[kept]) == labels[kept]))),
         "accuracy_corrected": _clean(float(np.mean(evaluator.predict(fixed) == labels[kept]))),
         "feature_rms_moved_z": _clean(float(moved.mean())),

@@ -21,8 +21,9 @@ applies to every mode. Per mode:
   samples, of the kept ones raw and of the same ones corrected; ``reduction`` compares the last
   two (the same samples before and after);
 * the frozen evaluator the loop scores with (:meth:`sccl.loop.tasks.MotionTask.prepare`):
-  recognition accuracy of the kept corrected samples against the same samples raw, and how far
-  correction moved them (:func:`correction.judge`);
+  recognition accuracy of the kept corrected samples against the same samples raw (and decoded to
+  a clip and encoded again, i.e. what the corrector was given), and how far correction moved them
+  (:func:`correction.judge`);
 * mean ``residual_g`` (the assist's non-contact part, m·g), ``assist_g`` and ``peak_torque_ratio``
   (largest joint torque / limit) of kept samples;
 * speed: simulated seconds per wall second on this one core;
@@ -106,8 +107,8 @@ def generation0(spec, real, checkpoint: Path):
     return gen
 
 
-def evaluate_mode(bc, config: dict, clips: list, raw: np.ndarray, labels: np.ndarray, phys_raw: np.ndarray,
-                  evaluator, std: np.ndarray, fps: float) -> dict:
+def evaluate_mode(bc, config: dict, clips: list, raw: np.ndarray, decoded: np.ndarray, labels: np.ndarray,
+                  phys_raw: np.ndarray, evaluator, std: np.ndarray, fps: float) -> dict:
     """One mode on the whole batch: acceptance, Phys-Err before/after, evaluator judgement,
     residual, speed, targets."""
     from sccl.metrics.motion_metrics import physics_per_sample
@@ -127,10 +128,16 @@ def evaluate_mode(bc, config: dict, clips: list, raw: np.ndarray, labels: np.nda
     reduction = None
     if kept.size:
         fixed = np.stack([motion_to_features(m) for m in res.samples])
-        after = np.array([r["phys_err_mm"] for r in physics_per_sample(fixed, fps)])
+        rows_after = physics_per_sample(fixed, fps)
+        after = np.array([r["phys_err_mm"] for r in rows_after])
         before = phys_raw[kept]
         phys["raw_kept"] = bc._clean(float(before.mean()))
         phys["corrected_kept"] = bc._clean(float(after.mean()))
+        # which part of Phys-Err remains (penetrate + float + skate)
+        rows_before = physics_per_sample(raw[kept], fps)
+        parts = ("penetrate_mm", "float_mm", "skate_mm")
+        phys["parts_raw_kept"] = {k: bc._mean(r[k] for r in rows_before) for k in parts}
+        phys["parts_corrected_kept"] = {k: bc._mean(r[k] for r in rows_after) for k in parts}
         reduction = bc._clean(1.0 - float(after.mean()) / float(before.mean())) if before.mean() > 0 else None
     phys["reduction"] = reduction
     # the corrector's own figures on the clips themselves (before: raw clip, after: simulated
@@ -140,6 +147,9 @@ def evaluate_mode(bc, config: dict, clips: list, raw: np.ndarray, labels: np.nda
     entry["mean_peak_torque_ratio_kept"] = bc._mean(d.get("peak_torque_ratio", math.nan) for d in diag)
     entry["phys_err_mm"] = phys
     entry["semantics"] = bc.judge(evaluator, raw, labels, res, std)
+    if kept.size:  # what the corrector was given: the window decoded to a clip and encoded again
+        entry["semantics"]["accuracy_decoded_same_windows"] = bc._clean(
+            float(np.mean(evaluator.predict(decoded[kept]) == labels[kept])))
     acc_raw = entry["semantics"].get("accuracy_raw_same_windows")
     acc_fixed = entry["semantics"].get("accuracy_corrected")
     rt = speed["realtime_factor_per_core"]
@@ -216,19 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     clips = task.to_corrector(raw, labels, 1, "motion")
     from sccl.metrics.motion_metrics import physics_per_sample
 
+    from sccl.motion.features import motion_to_features
+
     phys_raw = np.array([r["phys_err_mm"] for r in physics_per_sample(raw, real.fps)])
+    decoded = np.stack([motion_to_features(c) for c in clips])
     std = real.dataset.stats.std
     report: dict = {
         "config": str(args.config), "checkpoint": str(checkpoint), "gen0_key": spec.gen0_key(),
         "samples": args.n, "seed": seed, "window_seconds": round(raw.shape[1] / real.fps, 3),
         "torch_threads": torch.get_num_threads(),
         "accuracy_raw_all": bc._clean(float(np.mean(evaluator.predict(raw) == labels))),
+        "accuracy_decoded_all": bc._clean(float(np.mean(evaluator.predict(decoded) == labels))),
         "phys_err_mm_raw_all": bc._clean(float(phys_raw.mean())),
         "settings": settings, "modes": {},
     }
     for mode in modes:
         log.info("mode %s: correcting %d windows", mode, args.n)
-        entry = evaluate_mode(bc, configs[mode], clips, raw, labels, phys_raw, evaluator, std, real.fps)
+        entry = evaluate_mode(bc, configs[mode], clips, raw, decoded, labels, phys_raw, evaluator, std, real.fps)
         log.info("mode %s: kept %d/%d, Phys-Err reduction %s, %.1fx real time", mode, entry["kept"], args.n,
                  entry["phys_err_mm"]["reduction"], entry["speed"]["realtime_factor_per_core"] or math.nan)
         report["modes"][mode] = entry

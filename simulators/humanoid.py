@@ -388,7 +388,8 @@ class HumanoidSim:
         wrench = np.array([st[2] for st in states], dtype=np.float64)
         com_rot = quat.to_matrix(np.array([ls[1] for ls in links], dtype=np.float64))
         link_rot = quat.to_matrix(np.array([ls[5] for ls in links], dtype=np.float64))
-        lever = np.array([ls[0] for ls in links], dtype=np.float64) - np.array([ls[4] for ls in links], dtype=np.float64)
+        com = np.array([ls[0] for ls in links], dtype=np.float64)
+        lever = com - np.array([ls[4] for ls in links], dtype=np.float64)  # link COM - joint origin
         torque_world = np.einsum("jab,jb->ja", com_rot, wrench[:, 3:]) + np.cross(
             lever, np.einsum("jab,jb->ja", com_rot, wrench[:, :3]))
         local = np.einsum("jba,jb->ja", link_rot, torque_world)  # link_rot transposed

@@ -280,7 +280,8 @@ def _gravity_torque(sim: HumanoidSim, joint: int) -> float:
     import pybullet as p
 
     cid, body = sim._cid, sim.body
-    parents = {j: p.getJointInfo(body, j, physicsClientId=cid)[16] for j in range(p.getNumJoints(body, physicsClientId=cid))}
+    parents = {j: p.getJointInfo(body, j, physicsClientId=cid)[16]
+               for j in range(p.getNumJoints(body, physicsClientId=cid))}
     subtree, grew = {joint}, True
     while grew:
         new = {j for j, parent in parents.items() if parent in subtree} - subtree
