@@ -326,3 +326,8 @@ def test_peak_torque_ratio_saturates_at_the_limit(walk):
     finally:
         sim.close()
     assert 0.05 < res.extra["peak_torque_ratio"] <= 1.05
+    blind = HumanoidSim({"joint_torques": False})
+    try:
+        assert np.isnan(blind.track(ground_align(walk, "percentile", 10)[0]).extra["peak_torque_ratio"])
+    finally:
+        blind.close()
