@@ -188,18 +188,27 @@ def multimodality(emb: np.ndarray, labels: np.ndarray, pairs: int = MULTIMODALIT
     return float(np.mean(values)) if values else float("nan")
 
 
+def physics_per_sample(features: np.ndarray, fps: float) -> list[dict[str, float]]:
+    """Phys-Err and its parts (:func:`sccl.simulators.plausibility.physics_metrics`) of each feature
+    window (N, T, 62), measured on the clip the window decodes to — the loop's ``physics/*``
+    metrics are the mean of these, so benches that compare samples use the same numbers."""
+    from sccl.motion.features import features_to_motion
+    from sccl.simulators.plausibility import physics_metrics
+
+    return [physics_metrics(features_to_motion(f, fps)) for f in np.asarray(features)]
+
+
 def _physics(features: np.ndarray, fps: float, max_samples: int | None, seed: int) -> dict[str, float]:
     try:
-        from sccl.simulators.plausibility import physics_metrics
+        import sccl.simulators.plausibility  # noqa: F401
     except ImportError as exc:  # pragma: no cover - the simulator package is part of the install
         log.warning("physics metrics unavailable (%s)", exc)
         return {}
-    from sccl.motion.features import features_to_motion
 
     idx = np.arange(features.shape[0])
     if max_samples is not None and idx.size > max_samples:
         idx = np.sort(np.random.default_rng(seed).choice(idx.size, max_samples, replace=False))
-    rows = [physics_metrics(features_to_motion(features[i], fps)) for i in idx]
+    rows = physics_per_sample(features[idx], fps)
     if not rows:
         return {}
     return {f"physics/{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
