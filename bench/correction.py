@@ -15,7 +15,7 @@
 * ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
   on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
-Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,contact] [--extra DIR]
+Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,contact,stance_ik] [--extra DIR]
 [--semantics 120] [--clips 200] [--skip-ray] [--set key=value ...]`` (``--set`` applies to every mode).
 """
 
@@ -33,12 +33,14 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 import numpy as np  # noqa: E402
 
-#: Assist modes compared: today's root constraint, the same without help in flight, and the
-#: contact-only assist (forces inside the friction cones at the contacts).
+#: Assist modes compared: today's root constraint, the same without help in flight, the
+#: contact-only assist (forces inside the friction cones at the contacts), and stance-leg IK
+#: balance (joint targets only, nothing external; simulators/balance.py).
 MODES: dict[str, dict] = {
     "legacy": {"assist_mode": "legacy_root"},
     "legacy_no_flight": {"assist_mode": "legacy_root", "assist_in_flight": False},
     "contact": {"assist_mode": "contact"},
+    "stance_ik": {"assist_mode": "stance_ik"},
 }
 #: The clips the issue's targets name.
 TARGET_CLIPS = ("walk", "run", "jump", "kick", "punch", "spin", "dance_a", "dance_b")
