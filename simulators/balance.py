@@ -57,11 +57,33 @@ LEGS: tuple[tuple[str, str, str], ...] = (("right_hip", "right_knee", "right_ank
 MIN_KNEE_BEND = 0.05
 
 
+def _quat_from_matrix(r: np.ndarray) -> np.ndarray:
+    """(x, y, z, w) of one rotation matrix (Shepperd's method, scalar code: the vectorised
+    :func:`motion.quaternion.from_matrix` costs ~1 ms per call on a single matrix, which was
+    most of this mode's time at 240 control steps per second)."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = r.tolist()
+    tr = m00 + m11 + m22
+    if tr > 0.0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        q = ((m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s, 0.25 * s)
+    elif m00 > m11 and m00 > m22:
+        s = 2.0 * math.sqrt(1.0 + m00 - m11 - m22)
+        q = (0.25 * s, (m01 + m10) / s, (m02 + m20) / s, (m21 - m12) / s)
+    elif m11 > m22:
+        s = 2.0 * math.sqrt(1.0 + m11 - m00 - m22)
+        q = ((m01 + m10) / s, 0.25 * s, (m12 + m21) / s, (m02 - m20) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 + m22 - m00 - m11)
+        q = ((m02 + m20) / s, (m12 + m21) / s, 0.25 * s, (m10 - m01) / s)
+    out = np.array(q)
+    return out / math.sqrt(float(out @ out))
+
+
 def _rot_between(u: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Smallest rotation matrix taking direction u onto direction w (Rodrigues)."""
     u = u / np.linalg.norm(u)
     w = w / np.linalg.norm(w)
-    axis = np.cross(u, w)
+    axis = np.array([u[1] * w[2] - u[2] * w[1], u[2] * w[0] - u[0] * w[2], u[0] * w[1] - u[1] * w[0]])
     s = float(np.linalg.norm(axis))
     c = float(u @ w)
     if s < 1e-9:
@@ -80,12 +102,13 @@ def _flatten(rot: np.ndarray) -> np.ndarray:
         return rot
     x /= n
     y = np.array([0.0, 1.0, 0.0])
-    return np.stack([x, y, np.cross(x, y)], axis=1)
+    z = np.array([-x[2], 0.0, x[0]])  # x × (0, 1, 0)
+    return np.column_stack((x, y, z))
 
 
 def _log_rotation(r: np.ndarray) -> np.ndarray:
     """Rotation vector (axis · angle) of a rotation matrix."""
-    q = quat.from_matrix(r)
+    q = _quat_from_matrix(r)
     if q[3] < 0.0:
         q = -q
     n = float(np.linalg.norm(q[:3]))
@@ -228,7 +251,7 @@ class StanceBalance:
             r_h_ref = leg["ref_hip"][k]
             r_h = _rot_between(r_h_ref @ v, w) @ r_h_ref
             r_a = (r_h @ rz).T @ foot_rel
-            sph[leg["hip_slot"]] = quat.from_matrix(r_h)
-            sph[leg["ankle_slot"]] = quat.from_matrix(r_a)
+            sph[leg["hip_slot"]] = _quat_from_matrix(r_h)
+            sph[leg["ankle_slot"]] = _quat_from_matrix(r_a)
             rev[leg["knee_slot"]] = theta
         return True
