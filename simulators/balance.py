@@ -242,6 +242,8 @@ class StanceBalance:
             foot_rel = r_d.T @ _flatten(a_rot)
             lk, la = leg["l_k"], leg["l_a"]
             d = float(np.linalg.norm(w))
+            if not d > 1e-6:  # degenerate (or non-finite) geometry: keep this leg's reference targets
+                continue
             cos_t = (d * d - lk * lk - la * la) / (2.0 * lk * la)
             theta_ref = float(rev[leg["knee_slot"]])
             sign = 1.0 if theta_ref > 0 else -1.0  # knees bend backward (negative angles)
