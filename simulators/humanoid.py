@@ -49,12 +49,13 @@ from sccl.simulators.contact import (
 )
 from sccl.simulators.balance import StanceBalance
 from sccl.simulators.reference import Reference, resample
+from sccl.simulators.wbc import WholeBodyQP
 
 log = logging.getLogger(__name__)
 
 GRAVITY = 9.8
 #: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
-ASSIST_MODES = ("legacy_root", "contact", "stance_ik")
+ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc")
 #: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
 BALANCE_GYRATION_M = 0.3
 
@@ -108,7 +109,9 @@ class SimConfig:
             or "stance_ik": no assist at all; the stance legs' joint targets come from leg
             inverse kinematics toward the reference root (below), so only joint torques,
             gravity and contact act (honest by construction; experimental: it does not yet
-            keep the bundled clips up — README, Physics corrector).
+            keep the bundled clips up — README, Physics corrector) — or "wbc": no assist either;
+            every joint is torque-controlled by a whole-body inverse-dynamics problem that plans
+            contact forces in the friction cones of the planted feet (:mod:`simulators.wbc`).
         balance_kp / balance_kd: mass-normalised PD gains (1/s², 1/s) of the "contact" mode's
             desired root wrench; the rotational part acts on an inertia of m·(0.3 m)².
         balance_root_gain / balance_stance_m / balance_ref_stance_m: the "stance_ik" mode
@@ -117,6 +120,10 @@ class SimConfig:
             reference) gets hip/knee/ankle targets from leg IK that would put the root at the
             reference root (over-corrected by ``balance_root_gain`` times the root error) with
             the foot where it is. Joint targets only: nothing external acts, residual 0.
+        wbc_kp / wbc_kd / wbc_root_kp / wbc_root_kd / wbc_torque_weight: the "wbc" mode
+            (:mod:`simulators.wbc`, whole-body inverse dynamics with contact forces, joint torques
+            only): mass-normalised PD gains (1/s², 1/s) of the joints' and the root's desired
+            accelerations, and the weight of torque/limit against a 1/s² tracking error.
         balance_stance_kd_scale / balance_stance_kd_joints: "stance_ik" only: while a foot is
             planted, the stable-PD damping gain of that leg's joints ("ankle", "ankle_knee" or
             "leg") is multiplied by this scale. Stable PD predicts a joint's motion without the
@@ -153,6 +160,11 @@ class SimConfig:
     balance_ref_stance_m: float = 0.05
     balance_stance_kd_scale: float = 0.3
     balance_stance_kd_joints: str = "leg"
+    wbc_kp: float = 400.0
+    wbc_kd: float = 40.0
+    wbc_root_kp: float = 100.0
+    wbc_root_kd: float = 20.0
+    wbc_torque_weight: float = 30.0
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -183,6 +195,11 @@ class SimConfig:
             ("balance_stance_m", 0 <= self.balance_stance_m < 1, "in [0, 1)"),
             ("balance_ref_stance_m", 0 <= self.balance_ref_stance_m < 1, "in [0, 1)"),
             ("balance_stance_kd_scale", 0 < self.balance_stance_kd_scale <= 1, "in (0, 1]"),
+            ("wbc_kp", self.wbc_kp >= 0 and math.isfinite(self.wbc_kp), ">= 0"),
+            ("wbc_kd", self.wbc_kd >= 0 and math.isfinite(self.wbc_kd), ">= 0"),
+            ("wbc_root_kp", self.wbc_root_kp >= 0 and math.isfinite(self.wbc_root_kp), ">= 0"),
+            ("wbc_root_kd", self.wbc_root_kd >= 0 and math.isfinite(self.wbc_root_kd), ">= 0"),
+            ("wbc_torque_weight", self.wbc_torque_weight >= 0 and math.isfinite(self.wbc_torque_weight), ">= 0"),
             ("balance_stance_kd_joints", self.balance_stance_kd_joints in ("ankle", "ankle_knee", "leg"),
              "one of ankle, ankle_knee, leg"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
@@ -416,7 +433,8 @@ class HumanoidSim:
         cap = cfg.assist_cap_g * GRAVITY * self.total_mass
         contact_mode = cfg.assist_mode == "contact" and cap > 0.0
         ik_mode = cfg.assist_mode == "stance_ik"
-        assist = cap > 0.0 and not contact_mode and not ik_mode
+        wbc_mode = cfg.assist_mode == "wbc"
+        assist = cap > 0.0 and not contact_mode and not ik_mode and not wbc_mode
         constraint = None
         change = p.changeConstraint
         if assist:
@@ -440,6 +458,12 @@ class HumanoidSim:
         stance = StanceBalance(ref, root_gain=cfg.balance_root_gain, stance_height_m=cfg.balance_stance_m,
                                ref_stance_height_m=cfg.balance_ref_stance_m) if ik_mode else None
         ankles = [lg["ankle"] for lg in stance.legs] if stance is not None else []
+        wbc = WholeBodyQP(self, ref, cfg.wbc_kp, cfg.wbc_kd, cfg.wbc_root_kp, cfg.wbc_root_kd, cfg.wbc_torque_weight,
+                          cfg.friction) if wbc_mode else None
+        wbc_failures = 0
+        wbc_cols = [(j, 3 if kind == "s" else 1) for j, (kind, _) in zip(self._joints, self._slots)]
+        set_motor = p.setJointMotorControlMultiDof
+        torque_mode = p.TORQUE_CONTROL
         get_links = p.getLinkStates
         active = False
         stance_kd_scale = cfg.balance_stance_kd_scale
@@ -504,9 +528,23 @@ class HumanoidSim:
                     kds_k = list(kds)
                     for j, _, _ in stance.leg_joints(stance_kd_joints):
                         kds_k[joint_pos[j]] *= stance_kd_scale
-                set_motors(body, joints, stable_pd, targetPositions=targets_k,
-                           targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds_k,
-                           physicsClientId=cid)
+                if wbc is not None:
+                    try:
+                        tau = wbc.torques(k + 1)
+                    except (RuntimeError, ValueError, np.linalg.LinAlgError):  # a failed solve: no torque this step
+                        tau = np.zeros(self._state_width - len(self._sph_idx))
+                        wbc_failures += 1
+                    if tau is None:  # non-finite model or torques: the state is not trustworthy
+                        blew_up = True
+                        break
+                    c = 0
+                    for j, width in wbc_cols:
+                        set_motor(body, j, torque_mode, force=tau[c:c + width].tolist(), physicsClientId=cid)
+                        c += width
+                else:
+                    set_motors(body, joints, stable_pd, targetPositions=targets_k,
+                               targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps,
+                               velocityGains=kds_k, physicsClientId=cid)
                 if balance is not None:
                     applied = balance.apply(k + 1, contacts_now, in_contact or cfg.assist_in_flight)
                 if assist:
@@ -524,7 +562,7 @@ class HumanoidSim:
                 if balance is not None:  # forces applied at the contacts of the step before
                     accounting.add(applied, contacts_used, root_used)
                     in_contact = any(c[8] <= CONTACT_DISTANCE_M for c in contacts_now)
-                elif stance is not None:  # joint targets only: nothing external to account for
+                elif stance is not None or wbc is not None:  # joint torques only: nothing external to account for
                     in_contact = accounting.add(np.zeros(6), contacts_now, root_now)
                 else:
                     wrench = None
@@ -537,6 +575,9 @@ class HumanoidSim:
                 p.removeConstraint(constraint, physicsClientId=cid)
         steps *= self._substeps
         honesty = accounting.summary()
+        if wbc is not None:
+            honesty["peak_torque_ratio"] = wbc.peak_torque_ratio
+            honesty["wbc_solve_failures"] = float(wbc_failures)
         assist_fraction = honesty.pop("assist_force_g")
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy

@@ -53,3 +53,42 @@ def test_model_torques_produce_the_planned_accelerations():
         np.testing.assert_allclose(jac @ model.qd, v_corner, atol=1e-6)
     finally:
         sim.close()
+
+
+def _walk():
+    from sccl.motion.deepmimic import bundled_motion_dir, read_clip
+    from sccl.simulators import ground_align
+
+    return ground_align(read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion, "percentile", 10)[0]
+
+
+def test_wbc_tracks_walk_with_joint_torques_only():
+    """The whole-body QP keeps walk within the issue's targets where pure physics falls, with
+    nothing external (residual 0) and its torques measured (clipped at the limits)."""
+    sim = HumanoidSim({"assist_mode": "wbc", "control_hz": 240.0})
+    try:
+        res = sim.track(_walk())
+    finally:
+        sim.close()
+    assert not res.fell and not res.blew_up
+    assert res.root_relative_error_mm <= 60.0 and res.tracking_error_mm <= 100.0
+    assert res.extra["residual_g"] == 0.0 and res.extra["assist_g"] == 0.0
+    assert 0.1 < res.extra["peak_torque_ratio"] < 100.0
+    assert res.extra["wbc_solve_failures"] == 0.0
+
+
+def test_wbc_failed_solves_are_counted_not_raised(monkeypatch):
+    """A solver that fails every step gives a counted failure (and, without torques, a fall),
+    never an exception out of track()."""
+    import scipy.optimize
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("too many iterations")
+
+    monkeypatch.setattr(scipy.optimize, "nnls", broken)
+    sim = HumanoidSim({"assist_mode": "wbc", "control_hz": 240.0})
+    try:
+        res = sim.track(_walk().slice(0, 12))
+    finally:
+        sim.close()
+    assert res.extra["wbc_solve_failures"] > 0
