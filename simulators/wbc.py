@@ -35,6 +35,7 @@ import numpy as np
 from sccl.motion import quaternion as quat
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics_matrices
 from sccl.motion.skeleton import load_skeleton
+from sccl.simulators.balance import _quat_from_matrix
 from sccl.simulators.contact import cone_edges
 from sccl.simulators.wholebody import WholeBodyModel
 
@@ -55,6 +56,15 @@ REF_STANCE_M = 0.05
 #: Regularisation of the contact-force coefficients.
 FORCE_REG = 1e-3
 FEET: tuple[str, ...] = ("right_ankle", "left_ankle")
+
+
+def _qmul_conj(a, b) -> np.ndarray:
+    """conj(a) ⊗ b for two (x, y, z, w) quaternions (scalar code: the vectorised helpers cost
+    tens of µs per single quaternion)."""
+    ax, ay, az, aw = -a[0], -a[1], -a[2], a[3]
+    bx, by, bz, bw = b
+    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
 
 
 def _rotvec(q: np.ndarray) -> np.ndarray:
@@ -105,13 +115,13 @@ class WholeBodyQP:
             self.sim.body, physicsClientId=self.sim._cid)[1])
         r_act = np.asarray(r_act).reshape(3, 3)
         qdd_des[0:3] = self.root_kp * (ref.root_pos[k] - m.pb) + self.root_kd * (ref.root_lin_vel[k] - m.qd[0:3])
-        qdd_des[3:6] = self.root_kp * _rotvec(quat.from_matrix(self.root_mats[k] @ r_act.T)) \
+        qdd_des[3:6] = self.root_kp * _rotvec(_quat_from_matrix(self.root_mats[k] @ r_act.T)) \
             + self.root_kd * (ref.root_ang_vel[k] - m.qd[3:6])
         for j, qj in zip(self.sim._joints, m.q):
             c, w = m.col[j]
             if w == 3:
                 s = self.sph_slot[j]
-                e = _rotvec(quat.multiply(quat.conjugate(np.asarray(qj)), ref.joint_rots[k, s]))
+                e = _rotvec(_qmul_conj(qj, ref.joint_rots[k, s]))
                 qdd_des[c:c + 3] = self.kp * e + self.kd * (ref.joint_vels[k, s] - m.qd[c:c + 3])
             else:
                 s = self.rev_slot[j]
