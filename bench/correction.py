@@ -15,7 +15,7 @@
 * ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
   on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
-Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,contact] [--extra DIR]
+Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,contact,stance_ik,wbc] [--extra DIR]
 [--semantics 120] [--clips 200] [--skip-ray] [--set key=value ...]`` (``--set`` applies to every mode).
 """
 
@@ -33,19 +33,25 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 import numpy as np  # noqa: E402
 
-#: Assist modes compared: today's root constraint, the same without help in flight, and the
-#: contact-only assist (forces inside the friction cones at the contacts).
+#: Assist modes compared: today's root constraint, the same without help in flight, the
+#: contact-only assist (forces inside the friction cones at the contacts), and stance-leg IK
+#: balance (joint targets only, nothing external; simulators/balance.py) at 240 Hz control,
+#: where its defaults were chosen (at 120 Hz stable PD is softer and it keeps no clip), and the
+#: whole-body inverse-dynamics controller with contact forces (joint torques only; simulators/wbc.py).
 MODES: dict[str, dict] = {
     "legacy": {"assist_mode": "legacy_root"},
     "legacy_no_flight": {"assist_mode": "legacy_root", "assist_in_flight": False},
     "contact": {"assist_mode": "contact"},
+    "stance_ik": {"assist_mode": "stance_ik", "control_hz": 240.0},
+    "wbc": {"assist_mode": "wbc", "control_hz": 240.0},
 }
 #: The clips the issue's targets name.
 TARGET_CLIPS = ("walk", "run", "jump", "kick", "punch", "spin", "dance_a", "dance_b")
 KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "assist_fraction_g", "assist_g",
         "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share", "contact_violation_share",
         "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
-        "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after", "peak_torque_ratio")
+        "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after", "peak_torque_ratio",
+        "wbc_planned_torque_ratio")
 
 
 def _clean(v):

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Per-sample contact-consistency diagnostics (see simulators.contact.ContactAccounting.summary).
 HONESTY_KEYS = ("assist_g", "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share",
-                "contact_violation_share", "sim_airborne_share", "accounting_failures", "peak_torque_ratio")
+                "contact_violation_share", "sim_airborne_share", "accounting_failures", "peak_torque_ratio",
+                # the torque-controlled "wbc" mode only
+                "wbc_planned_torque_ratio", "wbc_solve_failures")
 GROUND_MODES = ("percentile", "min", "none")
 _SIM_KEYS = field_names(SimConfig)
 

@@ -16,8 +16,10 @@ could get. Every control step, :class:`simulators.contact.ContactAccounting` spl
 external wrench into what the current contacts could have supplied (friction cones at the
 points in contact) and the **residual**, reported per clip in ``TrackResult.extra``.
 ``assist_in_flight=False`` switches the assist off after every step without ground contact;
-``assist_mode="contact"`` applies only friction-cone forces at the contacts (honest by
-construction; on the bundled clips it does not keep the body up — README, Physics corrector).
+``assist_mode="contact"`` applies only friction-cone forces at the contacts, and
+``assist_mode="stance_ik"`` (:mod:`simulators.balance`) applies nothing external and balances
+through the stance legs' joint targets (both honest by construction; on the bundled clips
+neither keeps the body up yet — README, Physics corrector).
 
 The defaults (480 Hz physics, 120 Hz control, 10 solver iterations, friction 0.9, no
 self-collision, assist cap 0.5 g) were chosen by measurement on the 15 bundled clips; the
@@ -45,13 +47,15 @@ from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS,
 from sccl.simulators.contact import (
     CONTACT_DISTANCE_M, ContactAccounting, cone_edges, constraint_wrench_world, contact_forces, wrench_size,
 )
+from sccl.simulators.balance import StanceBalance
 from sccl.simulators.reference import Reference, resample
+from sccl.simulators.wbc import WholeBodyQP
 
 log = logging.getLogger(__name__)
 
 GRAVITY = 9.8
 #: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
-ASSIST_MODES = ("legacy_root", "contact")
+ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc")
 #: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
 BALANCE_GYRATION_M = 0.3
 
@@ -101,9 +105,32 @@ class SimConfig:
             the cap, wherever the body is; its non-contact part is reported as residual) — or
             "contact": a PD wrench toward the reference root (``balance_kp``/``balance_kd``,
             capped like the legacy assist) projected onto the friction cones of the current
-            contact points and applied there, so only forces the ground could produce act.
+            contact points and applied there, so only forces the ground could produce act —
+            or "stance_ik": no assist at all; the stance legs' joint targets come from leg
+            inverse kinematics toward the reference root (below), so only joint torques,
+            gravity and contact act (honest by construction; experimental: it does not yet
+            keep the bundled clips up — README, Physics corrector) — or "wbc": no assist either;
+            every joint is torque-controlled by a whole-body inverse-dynamics problem that plans
+            contact forces in the friction cones of the planted feet (:mod:`simulators.wbc`).
         balance_kp / balance_kd: mass-normalised PD gains (1/s², 1/s) of the "contact" mode's
             desired root wrench; the rotational part acts on an inertia of m·(0.3 m)².
+        balance_root_gain / balance_stance_m / balance_ref_stance_m: the "stance_ik" mode
+            (:mod:`simulators.balance`): every leg whose foot is planted (its lowest point below
+            ``balance_stance_m`` in the simulation *and* below ``balance_ref_stance_m`` in the
+            reference) gets hip/knee/ankle targets from leg IK that would put the root at the
+            reference root (over-corrected by ``balance_root_gain`` times the root error) with
+            the foot where it is. Joint targets only: nothing external acts, residual 0.
+        wbc_kp / wbc_kd / wbc_root_kp / wbc_root_kd / wbc_torque_weight: the "wbc" mode
+            (:mod:`simulators.wbc`, whole-body inverse dynamics with contact forces, joint torques
+            only): mass-normalised PD gains (1/s², 1/s) of the joints' and the root's desired
+            accelerations, and the weight of torque/limit against a 1/s² tracking error.
+        balance_stance_kd_scale / balance_stance_kd_joints: "stance_ik" only: while a foot is
+            planted, the stable-PD damping gain of that leg's joints ("ankle", "ankle_knee" or
+            "leg") is multiplied by this scale. Stable PD predicts a joint's motion without the
+            ground, so a light subtree (foot, shin) gets a tiny torque against the floor; a lower
+            kd restores it (measurements in :mod:`simulators.balance`). Defaults 0.3 / "leg"
+            and ``balance_root_gain`` 0.3 were chosen on the bundled clips at ``control_hz`` 240
+            (bench/correction.py's "stance_ik" preset).
         assist_in_flight: keep the assist on while no body touches the ground (default True).
             False turns it off for every control step that follows a step without contact,
             so nothing holds the body up in flight.
@@ -131,6 +158,16 @@ class SimConfig:
     assist_mode: str = "legacy_root"
     balance_kp: float = 100.0
     balance_kd: float = 20.0
+    balance_root_gain: float = 0.3
+    balance_stance_m: float = 0.01
+    balance_ref_stance_m: float = 0.05
+    balance_stance_kd_scale: float = 0.3
+    balance_stance_kd_joints: str = "leg"
+    wbc_kp: float = 400.0
+    wbc_kd: float = 40.0
+    wbc_root_kp: float = 100.0
+    wbc_root_kd: float = 20.0
+    wbc_torque_weight: float = 30.0
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -158,6 +195,17 @@ class SimConfig:
             ("assist_mode", self.assist_mode in ASSIST_MODES, f"one of {', '.join(ASSIST_MODES)}"),
             ("balance_kp", self.balance_kp >= 0 and math.isfinite(self.balance_kp), ">= 0"),
             ("balance_kd", self.balance_kd >= 0 and math.isfinite(self.balance_kd), ">= 0"),
+            ("balance_root_gain", 0 <= self.balance_root_gain < 100, "in [0, 100)"),
+            ("balance_stance_m", 0 <= self.balance_stance_m < 1, "in [0, 1)"),
+            ("balance_ref_stance_m", 0 <= self.balance_ref_stance_m < 1, "in [0, 1)"),
+            ("balance_stance_kd_scale", 0 < self.balance_stance_kd_scale <= 1, "in (0, 1]"),
+            ("wbc_kp", self.wbc_kp >= 0 and math.isfinite(self.wbc_kp), ">= 0"),
+            ("wbc_kd", self.wbc_kd >= 0 and math.isfinite(self.wbc_kd), ">= 0"),
+            ("wbc_root_kp", self.wbc_root_kp >= 0 and math.isfinite(self.wbc_root_kp), ">= 0"),
+            ("wbc_root_kd", self.wbc_root_kd >= 0 and math.isfinite(self.wbc_root_kd), ">= 0"),
+            ("wbc_torque_weight", self.wbc_torque_weight >= 0 and math.isfinite(self.wbc_torque_weight), ">= 0"),
+            ("balance_stance_kd_joints", self.balance_stance_kd_joints in ("ankle", "ankle_knee", "leg"),
+             "one of ankle, ankle_knee, leg"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
@@ -444,7 +492,9 @@ class HumanoidSim:
         # reference; beyond it physics alone decides.
         cap = cfg.assist_cap_g * GRAVITY * self.total_mass
         contact_mode = cfg.assist_mode == "contact" and cap > 0.0
-        assist = cap > 0.0 and not contact_mode
+        ik_mode = cfg.assist_mode == "stance_ik"
+        wbc_mode = cfg.assist_mode == "wbc"
+        assist = cap > 0.0 and not contact_mode and not ik_mode and not wbc_mode
         constraint = None
         change = p.changeConstraint
         if assist:
@@ -465,6 +515,21 @@ class HumanoidSim:
         contacts_now: list = []
         root_now = np.asarray(ref.root_pos[0], dtype=np.float64)
         balance = _ContactBalance(self, ref, cap) if contact_mode else None
+        stance = StanceBalance(ref, root_gain=cfg.balance_root_gain, stance_height_m=cfg.balance_stance_m,
+                               ref_stance_height_m=cfg.balance_ref_stance_m) if ik_mode else None
+        ankles = [lg["ankle"] for lg in stance.legs] if stance is not None else []
+        wbc = WholeBodyQP(self, ref, cfg.wbc_kp, cfg.wbc_kd, cfg.wbc_root_kp, cfg.wbc_root_kd, cfg.wbc_torque_weight,
+                          cfg.friction) if wbc_mode else None
+        wbc_failures = 0
+        wbc_cols = [(j, 3 if kind == "s" else 1) for j, (kind, _) in zip(self._joints, self._slots)]
+        set_motor = p.setJointMotorControlMultiDof
+        torque_mode = p.TORQUE_CONTROL
+        get_links = p.getLinkStates
+        active = False
+        stance_kd_scale = cfg.balance_stance_kd_scale
+        stance_kd_joints = cfg.balance_stance_kd_joints
+        joint_pos = {j: i for i, j in enumerate(self._joints)}
+        to_mat = p.getMatrixFromQuaternion
         assist_on = True
         joints, kps, kds, forces = self._joints, self._kps, self._kds, self._forces
         stable_pd = p.STABLE_PD_CONTROL
@@ -511,9 +576,39 @@ class HumanoidSim:
                                 break
                 if k == n - 1:
                     break
-                set_motors(body, joints, stable_pd, targetPositions=pos_targets[k + 1],
-                           targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds,
-                           physicsClientId=cid)
+                targets_k = pos_targets[k + 1]
+                if stance is not None:
+                    bpos, born = get_base(body, physicsClientId=cid)
+                    feet = [(np.asarray(ls[4]), np.asarray(to_mat(ls[5])).reshape(3, 3))
+                            for ls in get_links(body, ankles, physicsClientId=cid)]
+                    sph = ref.joint_rots[k + 1].copy()
+                    rev = ref.joint_angles[k + 1].copy()
+                    active = stance.targets(k + 1, sph, rev, np.asarray(bpos), np.asarray(to_mat(born)).reshape(3, 3),
+                                            feet)
+                    if active:
+                        targets_k = self._layout(sph[None], rev[None])[0]
+                kds_k = kds
+                if stance is not None and active and stance_kd_scale != 1.0:
+                    kds_k = list(kds)
+                    for j, _, _ in stance.leg_joints(stance_kd_joints):
+                        kds_k[joint_pos[j]] *= stance_kd_scale
+                if wbc is not None:
+                    try:
+                        tau = wbc.torques(k + 1)
+                    except (RuntimeError, ValueError, np.linalg.LinAlgError):  # a failed solve: no torque this step
+                        tau = np.zeros(self._state_width - len(self._sph_idx))
+                        wbc_failures += 1
+                    if tau is None:  # non-finite model or torques: the state is not trustworthy
+                        blew_up = True
+                        break
+                    c = 0
+                    for j, width in wbc_cols:
+                        set_motor(body, j, torque_mode, force=tau[c:c + width].tolist(), physicsClientId=cid)
+                        c += width
+                else:
+                    set_motors(body, joints, stable_pd, targetPositions=targets_k,
+                               targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps,
+                               velocityGains=kds_k, physicsClientId=cid)
                 if balance is not None:
                     applied = balance.apply(k + 1, contacts_now, in_contact or cfg.assist_in_flight)
                 if assist:
@@ -531,6 +626,8 @@ class HumanoidSim:
                 if balance is not None:  # forces applied at the contacts of the step before
                     accounting.add(applied, contacts_used, root_used)
                     in_contact = any(c[8] <= CONTACT_DISTANCE_M for c in contacts_now)
+                elif stance is not None or wbc is not None:  # joint torques only: nothing external to account for
+                    in_contact = accounting.add(np.zeros(6), contacts_now, root_now)
                 else:
                     wrench = None
                     if assist:  # a constraint at maxForce 0 applies nothing
@@ -543,6 +640,11 @@ class HumanoidSim:
         steps *= self._substeps
         honesty = accounting.summary()
         honesty["peak_torque_ratio"] = peak_torque
+        if wbc is not None:
+            # what the controller asked for, before the engine clamps it at the limit (> 1: the
+            # plan needed more than the joint has); peak_torque_ratio is what the joints applied
+            honesty["wbc_planned_torque_ratio"] = wbc.peak_torque_ratio
+            honesty["wbc_solve_failures"] = float(wbc_failures)
         assist_fraction = honesty.pop("assist_force_g")
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
