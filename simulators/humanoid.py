@@ -97,6 +97,10 @@ class SimConfig:
         friction: lateral friction of the ground and every link.
         self_collision: collide the humanoid's links with each other.
         gain_scale / torque_scale: multipliers on the DeepMimic kp/kd and torque limits.
+        damping_scale: multiplier on the stable-PD damping kd alone. Stable PD predicts each
+            joint's motion as if nothing touched the body, so with DeepMimic's kd a stance leg
+            pushes far less into the floor than its stiffness asks (docs/PHYSICS.md): the
+            body sags onto whatever holds it up, and the output drifts from the reference.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
@@ -151,6 +155,7 @@ class SimConfig:
     friction: float = 0.9
     self_collision: bool = False
     gain_scale: float = 1.0
+    damping_scale: float = 1.0
     torque_scale: float = 1.0
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
@@ -207,6 +212,7 @@ class SimConfig:
             ("balance_stance_kd_joints", self.balance_stance_kd_joints in ("ankle", "ankle_knee", "leg"),
              "one of ankle, ankle_knee, leg"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
+            ("damping_scale", self.damping_scale > 0 and math.isfinite(self.damping_scale), "> 0"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
             ("fall_check_s", self.fall_check_s > 0, "> 0"),
@@ -341,7 +347,7 @@ class HumanoidSim:
                 p.setJointMotorControl2(self.body, j, p.POSITION_CONTROL, targetPosition=0, targetVelocity=0,
                                         positionGain=0, force=0, physicsClientId=cid)
         self._kps = [DEEPMIMIC_KP[n] * cfg.gain_scale for n in names]
-        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale for n in names]
+        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale * cfg.damping_scale for n in names]
         self._forces = [
             [DEEPMIMIC_MAX_TORQUE[n] * cfg.torque_scale] * (3 if kind == "s" else 1)
             for n, (kind, _) in zip(names, self._slots)
