@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 GRAVITY = 9.8
 #: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
-ASSIST_MODES = ("legacy_root", "contact")
+ASSIST_MODES = ("legacy_root", "contact", "sampling")
 #: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
 BALANCE_GYRATION_M = 0.3
 
@@ -107,6 +107,17 @@ class SimConfig:
         assist_in_flight: keep the assist on while no body touches the ground (default True).
             False turns it off for every control step that follows a step without contact,
             so nothing holds the body up in flight.
+        sampling_*: the "sampling" mode (:mod:`simulators.sampling`): plain stable-PD tracking
+            with no external force, whose PD targets get offsets chosen every
+            ``sampling_window_s`` by rolling out ``sampling_candidates`` candidates for
+            ``sampling_horizon_s`` (``saveState``/``restoreState``) and keeping the one that
+            tracks best. ``sampling_sigma`` (rad) is the candidate spread,
+            ``sampling_iterations``/``sampling_elites`` the cross-entropy refits (1 = plain
+            predictive sampling), ``sampling_warm_decay`` how much of the last window's best
+            offset seeds the next, ``sampling_joints`` the comma-separated joints searched
+            (spherical: a rotation vector each; knees/elbows: an angle), ``sampling_seed`` the
+            candidates' seed. Cost ≈ candidates × iterations × horizon / window rollout steps
+            per committed step. ``assist_cap_g`` is ignored (nothing assists).
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
         fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
             higher than this (crawls, rolls and get-ups legitimately touch the ground).
@@ -128,6 +139,15 @@ class SimConfig:
     assist_mode: str = "legacy_root"
     balance_kp: float = 100.0
     balance_kd: float = 20.0
+    sampling_candidates: int = 16
+    sampling_window_s: float = 0.1
+    sampling_horizon_s: float = 0.2
+    sampling_sigma: float = 0.1
+    sampling_iterations: int = 1
+    sampling_elites: int = 4
+    sampling_warm_decay: float = 0.5
+    sampling_joints: str = "chest,right_hip,right_knee,right_ankle,left_hip,left_knee,left_ankle"
+    sampling_seed: int = 0
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -154,6 +174,16 @@ class SimConfig:
             ("assist_mode", self.assist_mode in ASSIST_MODES, f"one of {', '.join(ASSIST_MODES)}"),
             ("balance_kp", self.balance_kp >= 0 and math.isfinite(self.balance_kp), ">= 0"),
             ("balance_kd", self.balance_kd >= 0 and math.isfinite(self.balance_kd), ">= 0"),
+            ("sampling_candidates", 1 <= self.sampling_candidates <= 4096, "in [1, 4096]"),
+            ("sampling_window_s", 0 < self.sampling_window_s <= 2 and math.isfinite(self.sampling_window_s), "in (0, 2]"),
+            ("sampling_horizon_s", self.sampling_window_s <= self.sampling_horizon_s <= 5,
+             ">= sampling_window_s and <= 5"),
+            ("sampling_sigma", 0 <= self.sampling_sigma <= 2 and math.isfinite(self.sampling_sigma), "in [0, 2] (rad)"),
+            ("sampling_iterations", 1 <= self.sampling_iterations <= 100, "in [1, 100]"),
+            ("sampling_elites", self.sampling_elites >= 1, ">= 1"),
+            ("sampling_warm_decay", 0 <= self.sampling_warm_decay <= 1, "in [0, 1]"),
+            ("sampling_joints", _known_joints(self.sampling_joints),
+             f"comma-separated names of {', '.join(SPHERICAL_JOINTS + REVOLUTE_JOINTS)}"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
@@ -384,7 +414,16 @@ class HumanoidSim:
         # reference; beyond it physics alone decides.
         cap = cfg.assist_cap_g * GRAVITY * self.total_mass
         contact_mode = cfg.assist_mode == "contact" and cap > 0.0
-        assist = cap > 0.0 and not contact_mode
+        sampling_mode = cfg.assist_mode == "sampling"
+        assist = cap > 0.0 and not contact_mode and not sampling_mode
+        planner = None
+        if sampling_mode:
+            from sccl.motion.kinematics import forward_kinematics_matrices
+            from sccl.simulators.sampling import SamplingPlanner
+
+            ref_ctrl = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot),
+                                                   quat.to_matrix(ref.joint_rots), ref.joint_angles).positions
+            planner = SamplingPlanner(self, ref, ref_ctrl, seed=cfg.sampling_seed)
         constraint = None
         change = p.changeConstraint
         if assist:
@@ -447,7 +486,13 @@ class HumanoidSim:
                                 break
                 if k == n - 1:
                     break
-                set_motors(body, joints, stable_pd, targetPositions=pos_targets[k + 1],
+                if planner is not None:
+                    if k % planner.window == 0:
+                        planner.plan(k, pos_targets, vel_targets)
+                    target_k = planner.target(k + 1, pos_targets)
+                else:
+                    target_k = pos_targets[k + 1]
+                set_motors(body, joints, stable_pd, targetPositions=target_k,
                            targetVelocities=vel_targets[k + 1], forces=forces, positionGains=kps, velocityGains=kds,
                            physicsClientId=cid)
                 if balance is not None:
@@ -479,6 +524,8 @@ class HumanoidSim:
         steps *= self._substeps
         honesty = accounting.summary()
         assist_fraction = honesty.pop("assist_force_g")
+        if planner is not None:
+            honesty.update(planner.summary())
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
         sim_motion = None
@@ -624,6 +671,12 @@ class _SimChunk:
 
         return _SimChunk(cat("root_pos"), cat("root_rot"), cat("joint_rots"), cat("joint_angles"), cat("positions"),
                          cat("lowest"), cat("finite"))
+
+
+def _known_joints(names: str) -> bool:
+    """Whether `names` is a non-empty comma-separated list of actuated joints."""
+    items = [n.strip() for n in str(names).split(",") if n.strip()]
+    return bool(items) and all(n in SPHERICAL_JOINTS or n in REVOLUTE_JOINTS for n in items)
 
 
 def _divides(a: float, b: float) -> bool:
