@@ -141,11 +141,11 @@ class SimConfig:
     balance_kd: float = 20.0
     sampling_candidates: int = 16
     sampling_window_s: float = 0.1
-    sampling_horizon_s: float = 0.2
-    sampling_sigma: float = 0.1
-    sampling_iterations: int = 1
+    sampling_horizon_s: float = 0.4
+    sampling_sigma: float = 0.2
+    sampling_iterations: int = 3
     sampling_elites: int = 4
-    sampling_warm_decay: float = 0.5
+    sampling_warm_decay: float = 1.0
     sampling_joints: str = "chest,right_hip,right_knee,right_ankle,left_hip,left_knee,left_ankle"
     sampling_seed: int = 0
     fall_contact_m: float = 0.02
