@@ -47,7 +47,8 @@ TARGET_CLIPS = ("walk", "run", "jump", "kick", "punch", "spin", "dance_a", "danc
 KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "assist_fraction_g", "assist_g",
         "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share", "contact_violation_share",
         "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
-        "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after")
+        "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after",
+        "sampling_steps_per_step", "sampling_all_fell_windows")
 
 
 def _clean(v):

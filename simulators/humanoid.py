@@ -141,7 +141,7 @@ class SimConfig:
     balance_kd: float = 20.0
     sampling_candidates: int = 16
     sampling_window_s: float = 0.1
-    sampling_horizon_s: float = 0.4
+    sampling_horizon_s: float = 0.6
     sampling_sigma: float = 0.2
     sampling_iterations: int = 3
     sampling_elites: int = 4
@@ -526,6 +526,8 @@ class HumanoidSim:
         assist_fraction = honesty.pop("assist_force_g")
         if planner is not None:
             honesty.update(planner.summary())
+            # rollout steps per committed control step: the sampler's price, independent of load
+            honesty["sampling_steps_per_step"] = planner.rollout_steps / max(1, steps // self._substeps)
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
         sim_motion = None
