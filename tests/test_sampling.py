@@ -132,3 +132,22 @@ def test_non_finite_costs_fall_back_to_plain_tracking(walk):
         assert planner.target(1, base) == base[1]  # zero offset: the reference's own target
     finally:
         s.close()
+
+
+def test_restarts_retry_a_fall_and_count_the_attempts(walk):
+    """A budget too small to keep walk up falls on every pass: each restart is one more pass,
+    counted, and the pass that stood longest is returned."""
+    clip = walk
+    tiny = {**SMALL, "sampling_candidates": 2, "sampling_iterations": 1, "sampling_horizon_s": 0.1}
+    one = HumanoidSim({**tiny, "sampling_restarts": 0})
+    three = HumanoidSim({**tiny, "sampling_restarts": 2})
+    try:
+        a = one.track(clip)
+        b = three.track(clip)
+    finally:
+        one.close()
+        three.close()
+    assert a.fell and a.extra["sampling_attempts"] == 1.0
+    assert b.fell and b.extra["sampling_attempts"] == 3.0
+    assert b.fall_time_s >= a.fall_time_s  # the first pass is the same seed, so never worse
+    assert b.total_seconds > a.total_seconds
