@@ -48,7 +48,7 @@ KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm",
         "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share", "contact_violation_share",
         "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
         "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after",
-        "sampling_steps_per_step", "sampling_all_fell_windows")
+        "sampling_steps_per_step", "sampling_all_fell_windows", "sampling_attempts", "sampling_horizon_s")
 
 
 def _clean(v):

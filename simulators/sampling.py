@@ -75,9 +75,10 @@ class SamplingPlanner:
         ref: the reference at the control rate (:class:`simulators.reference.Reference`).
         ref_positions: (N, 15, 3) reference body-origin positions at the control samples.
         seed: seed of the candidate noise (the result is deterministic for a given seed).
+        horizon_s: rollout length (s); default ``sampling_horizon_s`` (restarts lengthen it).
     """
 
-    def __init__(self, sim, ref, ref_positions: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, sim, ref, ref_positions: np.ndarray, seed: int = 0, horizon_s: float | None = None) -> None:
         cfg = sim.config
         self.sim = sim
         self.p, self.cid, self.body = sim._p, sim._cid, sim.body
@@ -87,7 +88,8 @@ class SamplingPlanner:
         self.rng = np.random.default_rng(seed)
         dt = 1.0 / cfg.control_hz
         self.window = max(1, int(round(cfg.sampling_window_s / dt)))
-        self.horizon = max(self.window, int(round(cfg.sampling_horizon_s / dt)))
+        horizon_s = cfg.sampling_horizon_s if horizon_s is None else horizon_s
+        self.horizon = max(self.window, int(round(horizon_s / dt)))
         self.k = int(cfg.sampling_candidates)
         self.iterations = int(cfg.sampling_iterations)
         self.elites = max(1, min(int(cfg.sampling_elites), self.k))
@@ -252,4 +254,5 @@ class SamplingPlanner:
             "sampling_all_fell_windows": float(self.all_fell_windows),
             "sampling_bad_windows": float(self.bad_windows),
             "sampling_pruned": float(self.pruned),
+            "sampling_horizon_s": self.horizon / self.sim.config.control_hz,
         }
