@@ -19,8 +19,8 @@ points in contact) and the **residual**, reported per clip in ``TrackResult.extr
 ``assist_mode="contact"`` applies only friction-cone forces at the contacts (honest by
 construction; on the bundled clips it does not keep the body up — README, Physics corrector).
 ``assist_mode="sampling"`` applies no external force at all and balances by changing the PD
-targets, chosen by short-horizon rollouts (:mod:`simulators.sampling`); it keeps 5 of the 8
-named clips at ~0.05× real time per core.
+targets, chosen by short-horizon rollouts (:mod:`simulators.sampling`); it keeps 6 of the 8
+named clips at ~0.02–0.07× real time per core.
 
 The defaults (480 Hz physics, 120 Hz control, 10 solver iterations, friction 0.9, no
 self-collision, assist cap 0.5 g) were chosen by measurement on the 15 bundled clips; the
@@ -154,7 +154,7 @@ class SimConfig:
     sampling_warm_decay: float = 1.0
     sampling_joints: str = "chest,right_hip,right_knee,right_ankle,left_hip,left_knee,left_ankle"
     sampling_seed: int = 0
-    sampling_restarts: int = 2
+    sampling_restarts: int = 3
     sampling_restart_horizon_step_s: float = 0.2
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
@@ -396,7 +396,8 @@ class HumanoidSim:
         In the "sampling" mode a tracking pass that falls is repeated with a horizon longer by
         ``sampling_restart_horizon_step_s`` (same seed), up to ``sampling_restarts`` times.
         Measured on the 8 named clips (seed 0): a 0.6 s horizon keeps walk, run, jump and kick,
-        0.8 s keeps walk, kick and dance_a but loses run and jump. The outcome is
+        0.8 s keeps walk, kick and dance_a but loses run and jump; the 4th pass (1.2 s) keeps
+        punch; dance_b and spin fall on every pass. The outcome is
         seed-sensitive: restarts with new seeds (1, 2) kept no further clip, and dance_a at
         0.8 s fell with seed 1. The first pass without a fall is
         returned, else the one that stood longest; ``extra["sampling_attempts"]`` counts the
