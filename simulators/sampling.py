@@ -35,11 +35,16 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
+
+if TYPE_CHECKING:  # the simulator imports this module lazily; no cycle at run time
+    from sccl.simulators.humanoid import HumanoidSim
+    from sccl.simulators.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,8 @@ class SamplingPlanner:
         horizon_s: rollout length (s); default ``sampling_horizon_s`` (restarts lengthen it).
     """
 
-    def __init__(self, sim, ref, ref_positions: np.ndarray, seed: int = 0, horizon_s: float | None = None) -> None:
+    def __init__(self, sim: "HumanoidSim", ref: "Reference", ref_positions: np.ndarray, seed: int = 0,
+                 horizon_s: float | None = None) -> None:
         cfg = sim.config
         self.sim = sim
         self.p, self.cid, self.body = sim._p, sim._cid, sim.body
