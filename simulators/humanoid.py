@@ -20,6 +20,9 @@ points in contact) and the **residual**, reported per clip in ``TrackResult.extr
 ``assist_mode="stance_ik"`` (:mod:`simulators.balance`) applies nothing external and balances
 through the stance legs' joint targets (both honest by construction; on the bundled clips
 neither keeps the body up yet — README, Physics corrector).
+``assist_mode="sampling"`` applies no external force at all and balances by changing the PD
+targets, chosen by short-horizon rollouts (:mod:`simulators.sampling`); it keeps 6 of the 8
+named clips at ~0.02–0.07× real time per core.
 
 The defaults (480 Hz physics, 120 Hz control, 10 solver iterations, friction 0.9, no
 self-collision, assist cap 0.5 g) were chosen by measurement on the 15 bundled clips; the
@@ -55,7 +58,7 @@ log = logging.getLogger(__name__)
 
 GRAVITY = 9.8
 #: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
-ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc")
+ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc", "sampling")
 #: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
 BALANCE_GYRATION_M = 0.3
 
@@ -138,6 +141,20 @@ class SimConfig:
         assist_in_flight: keep the assist on while no body touches the ground (default True).
             False turns it off for every control step that follows a step without contact,
             so nothing holds the body up in flight.
+        sampling_*: the "sampling" mode (:mod:`simulators.sampling`): plain stable-PD tracking
+            with no external force, whose PD targets get offsets chosen every
+            ``sampling_window_s`` by rolling out ``sampling_candidates`` candidates for
+            ``sampling_horizon_s`` (``saveState``/``restoreState``) and keeping the one that
+            tracks best. ``sampling_sigma`` (rad) is the candidate spread,
+            ``sampling_iterations``/``sampling_elites`` the cross-entropy refits (1 = plain
+            predictive sampling), ``sampling_warm_decay`` how much of the last window's best
+            offset seeds the next, ``sampling_joints`` the comma-separated joints searched
+            (spherical: a rotation vector each; knees/elbows: an angle), ``sampling_seed`` the
+            candidates' seed, ``sampling_restarts`` how many more passes a clip
+            that fell gets (same seed), each with a horizon longer by
+            ``sampling_restart_horizon_step_s``.
+            Cost ≈ candidates × iterations × horizon / window rollout steps
+            per committed step. ``assist_cap_g`` is ignored (nothing assists).
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
         fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
             higher than this (crawls, rolls and get-ups legitimately touch the ground).
@@ -173,6 +190,17 @@ class SimConfig:
     wbc_root_kp: float = 100.0
     wbc_root_kd: float = 20.0
     wbc_torque_weight: float = 30.0
+    sampling_candidates: int = 16
+    sampling_window_s: float = 0.1
+    sampling_horizon_s: float = 0.6
+    sampling_sigma: float = 0.2
+    sampling_iterations: int = 3
+    sampling_elites: int = 4
+    sampling_warm_decay: float = 1.0
+    sampling_joints: str = "chest,right_hip,right_knee,right_ankle,left_hip,left_knee,left_ankle"
+    sampling_seed: int = 0
+    sampling_restarts: int = 3
+    sampling_restart_horizon_step_s: float = 0.2
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -211,6 +239,18 @@ class SimConfig:
             ("wbc_torque_weight", self.wbc_torque_weight >= 0 and math.isfinite(self.wbc_torque_weight), ">= 0"),
             ("balance_stance_kd_joints", self.balance_stance_kd_joints in ("ankle", "ankle_knee", "leg"),
              "one of ankle, ankle_knee, leg"),
+            ("sampling_candidates", 1 <= self.sampling_candidates <= 4096, "in [1, 4096]"),
+            ("sampling_window_s", 0 < self.sampling_window_s <= 2 and math.isfinite(self.sampling_window_s), "in (0, 2]"),
+            ("sampling_horizon_s", self.sampling_window_s <= self.sampling_horizon_s <= 5,
+             ">= sampling_window_s and <= 5"),
+            ("sampling_sigma", 0 <= self.sampling_sigma <= 2 and math.isfinite(self.sampling_sigma), "in [0, 2] (rad)"),
+            ("sampling_iterations", 1 <= self.sampling_iterations <= 100, "in [1, 100]"),
+            ("sampling_elites", self.sampling_elites >= 1, ">= 1"),
+            ("sampling_restarts", 0 <= self.sampling_restarts <= 100, "in [0, 100]"),
+            ("sampling_restart_horizon_step_s", 0 <= self.sampling_restart_horizon_step_s <= 2, "in [0, 2]"),
+            ("sampling_warm_decay", 0 <= self.sampling_warm_decay <= 1, "in [0, 1]"),
+            ("sampling_joints", _known_joints(self.sampling_joints),
+             f"comma-separated names of {', '.join(SPHERICAL_JOINTS + REVOLUTE_JOINTS)}"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
             ("damping_scale", self.damping_scale > 0 and math.isfinite(self.damping_scale), "> 0"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
@@ -467,6 +507,43 @@ class HumanoidSim:
     def track(self, motion: Motion, *, early_stop: bool = True) -> TrackResult:
         """Track `motion` (already on the ground plane) and return what the body did.
 
+        In the "sampling" mode a tracking pass that falls is repeated with a horizon longer by
+        ``sampling_restart_horizon_step_s`` (same seed), up to ``sampling_restarts`` times.
+        Measured on the 8 named clips (seed 0): a 0.6 s horizon keeps walk, run, jump and kick,
+        0.8 s keeps walk, kick and dance_a but loses run and jump; the 4th pass (1.2 s) keeps
+        punch; dance_b and spin fall on every pass. The outcome is
+        seed-sensitive: restarts with new seeds (1, 2) kept no further clip, and dance_a at
+        0.8 s fell with seed 1. The first pass without a fall is
+        returned, else the one that stood longest; ``extra["sampling_attempts"]`` counts the
+        passes; ``total_seconds`` and ``step_seconds`` include all of them while ``steps`` is the
+        returned pass's own, so simulated seconds per wall second stay honest.
+        """
+        cfg = self.config
+        if cfg.assist_mode != "sampling":
+            return self._track_once(motion, early_stop=early_stop, seed=0)
+        t0 = time.perf_counter()
+        best: TrackResult | None = None
+        step_seconds = 0.0
+        attempts = 0
+        for attempt in range(cfg.sampling_restarts + 1):
+            horizon = cfg.sampling_horizon_s + attempt * cfg.sampling_restart_horizon_step_s
+            res = self._track_once(motion, early_stop=early_stop, seed=cfg.sampling_seed, horizon_s=horizon)
+            attempts += 1
+            step_seconds += res.step_seconds
+            if best is None or _stood_longer(res, best):
+                best = res
+            if not res.fell and not res.blew_up:
+                break
+            log.debug("sampling: %s fell at %s s (attempt %d)", motion.name or "clip", res.fall_time_s, attempts)
+        best.extra["sampling_attempts"] = float(attempts)
+        best.step_seconds = step_seconds
+        best.total_seconds = time.perf_counter() - t0
+        return best
+
+    def _track_once(self, motion: Motion, *, early_stop: bool, seed: int, horizon_s: float | None = None) -> TrackResult:
+        """One tracking pass (see :meth:`track`); `seed` seeds the sampling mode's candidates and
+        `horizon_s` (default ``sampling_horizon_s``) sets its rollout length.
+
         The reference is resampled at the physics rate once (:func:`simulators.reference.resample`);
         the loop per step only sets the stable-PD targets (one
         ``setJointMotorControlMultiDofArray`` call), applies the assistive force and steps.
@@ -500,7 +577,16 @@ class HumanoidSim:
         contact_mode = cfg.assist_mode == "contact" and cap > 0.0
         ik_mode = cfg.assist_mode == "stance_ik"
         wbc_mode = cfg.assist_mode == "wbc"
-        assist = cap > 0.0 and not contact_mode and not ik_mode and not wbc_mode
+        sampling_mode = cfg.assist_mode == "sampling"
+        assist = cap > 0.0 and not contact_mode and not ik_mode and not wbc_mode and not sampling_mode
+        planner = None
+        if sampling_mode:
+            from sccl.motion.kinematics import forward_kinematics_matrices
+            from sccl.simulators.sampling import SamplingPlanner
+
+            ref_ctrl = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot),
+                                                   quat.to_matrix(ref.joint_rots), ref.joint_angles).positions
+            planner = SamplingPlanner(self, ref, ref_ctrl, seed=seed, horizon_s=horizon_s)
         constraint = None
         change = p.changeConstraint
         if assist:
@@ -582,7 +668,12 @@ class HumanoidSim:
                                 break
                 if k == n - 1:
                     break
-                targets_k = pos_targets[k + 1]
+                if planner is not None:
+                    if k % planner.window == 0:
+                        planner.plan(k, pos_targets, vel_targets)
+                    targets_k = planner.target(k + 1, pos_targets)
+                else:
+                    targets_k = pos_targets[k + 1]
                 if stance is not None:
                     bpos, born = get_base(body, physicsClientId=cid)
                     feet = [(np.asarray(ls[4]), np.asarray(to_mat(ls[5])).reshape(3, 3))
@@ -652,6 +743,10 @@ class HumanoidSim:
             honesty["wbc_planned_torque_ratio"] = wbc.peak_torque_ratio
             honesty["wbc_solve_failures"] = float(wbc_failures)
         assist_fraction = honesty.pop("assist_force_g")
+        if planner is not None:
+            honesty.update(planner.summary())
+            # rollout steps per committed control step: the sampler's price, independent of load
+            honesty["sampling_steps_per_step"] = planner.rollout_steps / max(1, steps // self._substeps)
         if accounting.bad_steps:
             blew_up = True  # a non-finite constraint wrench: the state is not trustworthy
         sim_motion = None
@@ -797,6 +892,20 @@ class _SimChunk:
 
         return _SimChunk(cat("root_pos"), cat("root_rot"), cat("joint_rots"), cat("joint_angles"), cat("positions"),
                          cat("lowest"), cat("finite"))
+
+
+def _stood_longer(a: TrackResult, b: TrackResult) -> bool:
+    """Whether pass `a` is better than pass `b`: not blown up, no fall, or a later fall."""
+    def key(r: TrackResult) -> tuple:
+        return (not r.blew_up, not r.fell, r.fall_time_s if r.fell and r.fall_time_s is not None else math.inf)
+
+    return key(a) > key(b)
+
+
+def _known_joints(names: str) -> bool:
+    """Whether `names` is a non-empty comma-separated list of actuated joints."""
+    items = [n.strip() for n in str(names).split(",") if n.strip()]
+    return bool(items) and all(n in SPHERICAL_JOINTS or n in REVOLUTE_JOINTS for n in items)
 
 
 def _divides(a: float, b: float) -> bool:
