@@ -59,6 +59,13 @@ log = logging.getLogger(__name__)
 GRAVITY = 9.8
 #: Assist modes (SimConfig.assist_mode): the legacy root constraint, or forces at the contacts only.
 ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc", "sampling")
+#: Stable-PD damping multiplier per assist mode when ``damping_scale`` is unset. The root-assisted
+#: modes track far more faithfully with a tenth of DeepMimic's kd (the body no longer sags onto
+#: the assist: Bandai walk/run/dash kept 31/60 -> 60/60, recognition of corrected generated
+#: samples 0.40 -> 0.89; README "Damping and sag"). The honest joint-level modes were designed
+#: and measured at DeepMimic's kd (stance_ik scales a planted leg's damping itself; wbc drives
+#: torques directly), so they keep it.
+DEFAULT_DAMPING_SCALE = {"legacy_root": 0.1, "contact": 0.1, "stance_ik": 1.0, "wbc": 1.0, "sampling": 1.0}
 #: Radius of gyration (m) turning the "contact" mode's angular PD into a torque.
 BALANCE_GYRATION_M = 0.3
 
@@ -100,10 +107,12 @@ class SimConfig:
         friction: lateral friction of the ground and every link.
         self_collision: collide the humanoid's links with each other.
         gain_scale / torque_scale: multipliers on the DeepMimic kp/kd and torque limits.
-        damping_scale: multiplier on the stable-PD damping kd alone. Stable PD predicts each
-            joint's motion as if nothing touched the body, so with DeepMimic's kd a stance leg
-            pushes far less into the floor than its stiffness asks (docs/PHYSICS.md): the
-            body sags onto whatever holds it up, and the output drifts from the reference.
+        damping_scale: multiplier on the stable-PD damping kd alone; None = the assist mode's
+            own default (:data:`DEFAULT_DAMPING_SCALE`). Stable PD predicts each joint's motion
+            as if nothing touched the body, so with DeepMimic's kd a stance leg pushes far less
+            into the floor than its stiffness asks (docs/PHYSICS.md): under ``legacy_root`` the
+            body sags onto the assist and the output drifts from the reference (README, "Damping
+            and sag"), which kd × 0.1 removes.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
@@ -172,7 +181,7 @@ class SimConfig:
     friction: float = 0.9
     self_collision: bool = False
     gain_scale: float = 1.0
-    damping_scale: float = 1.0
+    damping_scale: float | None = None
     torque_scale: float = 1.0
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
@@ -252,7 +261,8 @@ class SimConfig:
             ("sampling_joints", _known_joints(self.sampling_joints),
              f"comma-separated names of {', '.join(SPHERICAL_JOINTS + REVOLUTE_JOINTS)}"),
             ("gain_scale", self.gain_scale > 0, "> 0"),
-            ("damping_scale", self.damping_scale > 0 and math.isfinite(self.damping_scale), "> 0"),
+            ("damping_scale", self.damping_scale is None or (self.damping_scale > 0 and math.isfinite(self.damping_scale)),
+             "> 0 (or unset: the assist mode's default)"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
             ("fall_check_s", self.fall_check_s > 0, "> 0"),
@@ -387,7 +397,8 @@ class HumanoidSim:
                 p.setJointMotorControl2(self.body, j, p.POSITION_CONTROL, targetPosition=0, targetVelocity=0,
                                         positionGain=0, force=0, physicsClientId=cid)
         self._kps = [DEEPMIMIC_KP[n] * cfg.gain_scale for n in names]
-        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale * cfg.damping_scale for n in names]
+        damping = cfg.damping_scale if cfg.damping_scale is not None else DEFAULT_DAMPING_SCALE[cfg.assist_mode]
+        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale * damping for n in names]
         self._forces = [
             [DEEPMIMIC_MAX_TORQUE[n] * cfg.torque_scale] * (3 if kind == "s" else 1)
             for n, (kind, _) in zip(names, self._slots)

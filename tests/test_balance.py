@@ -67,7 +67,7 @@ def test_targets_on_a_blown_up_state_keep_the_reference(walk):
 def test_stance_ik_keeps_walk_where_pure_physics_falls_and_applies_nothing(walk):
     """The measured frontier point: at 240 Hz control, pure physics falls on walk, stance_ik
     finishes it within the walk targets, and nothing external ever acts (residual 0)."""
-    pure = HumanoidSim({"assist_mode": "contact", "assist_cap_g": 0.0, "control_hz": 240.0})
+    pure = HumanoidSim({"assist_mode": "contact", "assist_cap_g": 0.0, "control_hz": 240.0, "damping_scale": 1.0})
     honest = HumanoidSim({"assist_mode": "stance_ik", "control_hz": 240.0})
     try:
         assert pure.track(walk).fell
@@ -93,7 +93,7 @@ def test_stance_kd_scale_is_what_lets_an_ankle_press_on_the_floor(walk):
     root = ground_align(neutral, "min")[0].root_pos[0].tolist()  # upright, soles on the floor
 
     def heel_force(kd_scale: float) -> float:
-        sim = HumanoidSim({"assist_cap_g": 0.0, "assist_mode": "contact"})
+        sim = HumanoidSim({"assist_cap_g": 0.0, "assist_mode": "contact", "damping_scale": 1.0})
         try:
             cid, body, joints = sim._cid, sim.body, sim._joints
             p.resetBasePositionAndOrientation(body, root, [0, 0, 0, 1], physicsClientId=cid)

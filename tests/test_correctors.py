@@ -88,7 +88,7 @@ def test_fall_policies(walk, policy, kept):
     assert sum(res.counts.values()) == 2
     assert list(res.kept_index) == kept
     assert [d["kept"] for d in res.diagnostics] == [1.0 if i in kept else 0.0 for i in range(2)]
-    assert 0.0 < res.diagnostics[1]["fall_time_s"] < 1.0
+    assert 0.0 < res.diagnostics[1]["fall_time_s"] < 2.0  # dropped from 1.5 m: on the ground well before 2 s
     if policy == "keep_raw":
         assert res.samples[1] is hanging
     if policy == "keep_partial":

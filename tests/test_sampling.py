@@ -66,7 +66,7 @@ def test_one_zero_candidate_is_plain_tracking(walk):
     """With one candidate and no warm start the committed offsets are zero: the result must be
     exactly pure stable-PD tracking without assist, i.e. the replay after restoreState is exact."""
     clip = walk.slice(0, 12)
-    plain = HumanoidSim({"assist_cap_g": 0.0})
+    plain = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 1.0})  # the sampling mode's damping
     one = HumanoidSim({**SMALL, "sampling_candidates": 1})
     try:
         a = plain.track(clip, early_stop=False)
@@ -82,7 +82,7 @@ def test_sampling_is_honest_and_tracks_better_than_plain_pd(walk):
     """Nothing but joint motors acts (assist and residual exactly 0), and the search keeps the
     body closer to the reference than plain PD tracking over the first 0.9 s of walk."""
     clip = walk.slice(0, 27)
-    plain = HumanoidSim({"assist_cap_g": 0.0})
+    plain = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 1.0})  # the sampling mode's damping
     samp = HumanoidSim(SMALL)
     try:
         a = plain.track(clip, early_stop=False)

@@ -14,6 +14,7 @@ from sccl.simulators import (
     project_on_contact_cone, resample,
 )
 from sccl.simulators.contact import cone_edges, constraint_wrench_world
+from sccl.simulators.humanoid import DEEPMIMIC_KD
 from sccl.simulators.plausibility import vertical_support_g
 
 
@@ -331,3 +332,27 @@ def test_peak_torque_ratio_saturates_at_the_limit(walk):
         assert np.isnan(blind.track(ground_align(walk, "percentile", 10)[0]).extra["peak_torque_ratio"])
     finally:
         blind.close()
+
+
+def test_default_damping_stops_the_assisted_body_sagging():
+    """With DeepMimic's full stable-PD damping the legs push far less than their stiffness asks,
+    and under the root assist the punch's body sinks and drifts from the reference; the
+    legacy mode's default (kd x 0.1) follows it. The honest joint-level modes keep full kd."""
+    punch = ground_align(bundled("punch"), "percentile", 10)[0]
+    errors = {}
+    for scale in (None, 1.0):
+        sim = HumanoidSim({"damping_scale": scale} if scale else {})
+        try:
+            res = sim.track(punch)
+        finally:
+            sim.close()
+        assert not res.fell
+        errors[scale] = res.root_relative_error_mm
+    assert errors[None] < 60.0 < 100.0 < errors[1.0], errors
+    sampling = HumanoidSim({"assist_mode": "sampling"})
+    try:
+        names = load_skeleton().body_names
+        gains = dict(zip((names[j] for j in sampling._joints), sampling._kds))
+        assert gains == {n: DEEPMIMIC_KD[n] for n in gains}
+    finally:
+        sampling.close()
