@@ -62,18 +62,21 @@ def test_plan_leaves_the_state_as_it_found_it(walk):
         s.close()
 
 
+def _plain_and(clip, settings: dict):
+    """The clip tracked by plain stable PD without assist (at the sampling mode's damping) and
+    by a simulator with ``settings``, both to the end."""
+    plain, other = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 1.0}), HumanoidSim(settings)
+    try:
+        return plain.track(clip, early_stop=False), other.track(clip, early_stop=False)
+    finally:
+        plain.close()
+        other.close()
+
+
 def test_one_zero_candidate_is_plain_tracking(walk):
     """With one candidate and no warm start the committed offsets are zero: the result must be
     exactly pure stable-PD tracking without assist, i.e. the replay after restoreState is exact."""
-    clip = walk.slice(0, 12)
-    plain = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 1.0})  # the sampling mode's damping
-    one = HumanoidSim({**SMALL, "sampling_candidates": 1})
-    try:
-        a = plain.track(clip, early_stop=False)
-        b = one.track(clip, early_stop=False)
-    finally:
-        plain.close()
-        one.close()
+    a, b = _plain_and(walk.slice(0, 12), {**SMALL, "sampling_candidates": 1})
     assert b.extra["sampling_rollouts"] > 0
     assert a.motion.allclose(b.motion, atol=1e-6)
 
@@ -81,15 +84,7 @@ def test_one_zero_candidate_is_plain_tracking(walk):
 def test_sampling_is_honest_and_tracks_better_than_plain_pd(walk):
     """Nothing but joint motors acts (assist and residual exactly 0), and the search keeps the
     body closer to the reference than plain PD tracking over the first 0.9 s of walk."""
-    clip = walk.slice(0, 27)
-    plain = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 1.0})  # the sampling mode's damping
-    samp = HumanoidSim(SMALL)
-    try:
-        a = plain.track(clip, early_stop=False)
-        b = samp.track(clip, early_stop=False)
-    finally:
-        plain.close()
-        samp.close()
+    a, b = _plain_and(walk.slice(0, 27), SMALL)
     assert b.extra["assist_g"] == 0.0 and b.extra["residual_g"] == 0.0
     assert b.extra["sampling_rollouts"] >= 9 * 6 * 2
     assert b.tracking_error_mm < 0.8 * a.tracking_error_mm
