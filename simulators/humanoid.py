@@ -235,17 +235,12 @@ class SimConfig:
             ("control_hz", self.control_hz > 0 and _divides(self.control_hz, self.physics_hz),
              "> 0 and dividing physics_hz"),
             ("assist_mode", self.assist_mode in ASSIST_MODES, f"one of {', '.join(ASSIST_MODES)}"),
-            ("balance_kp", self.balance_kp >= 0 and math.isfinite(self.balance_kp), ">= 0"),
-            ("balance_kd", self.balance_kd >= 0 and math.isfinite(self.balance_kd), ">= 0"),
+            *((name, _finite_nonnegative(getattr(self, name)), ">= 0") for name in (
+                "balance_kp", "balance_kd", "wbc_kp", "wbc_kd", "wbc_root_kp", "wbc_root_kd", "wbc_torque_weight")),
             ("balance_root_gain", 0 <= self.balance_root_gain < 100, "in [0, 100)"),
             ("balance_stance_m", 0 <= self.balance_stance_m < 1, "in [0, 1)"),
             ("balance_ref_stance_m", 0 <= self.balance_ref_stance_m < 1, "in [0, 1)"),
             ("balance_stance_kd_scale", 0 < self.balance_stance_kd_scale <= 1, "in (0, 1]"),
-            ("wbc_kp", self.wbc_kp >= 0 and math.isfinite(self.wbc_kp), ">= 0"),
-            ("wbc_kd", self.wbc_kd >= 0 and math.isfinite(self.wbc_kd), ">= 0"),
-            ("wbc_root_kp", self.wbc_root_kp >= 0 and math.isfinite(self.wbc_root_kp), ">= 0"),
-            ("wbc_root_kd", self.wbc_root_kd >= 0 and math.isfinite(self.wbc_root_kd), ">= 0"),
-            ("wbc_torque_weight", self.wbc_torque_weight >= 0 and math.isfinite(self.wbc_torque_weight), ">= 0"),
             ("balance_stance_kd_joints", self.balance_stance_kd_joints in ("ankle", "ankle_knee", "leg"),
              "one of ankle, ankle_knee, leg"),
             ("sampling_candidates", 1 <= self.sampling_candidates <= 4096, "in [1, 4096]"),
@@ -589,7 +584,7 @@ class HumanoidSim:
         ik_mode = cfg.assist_mode == "stance_ik"
         wbc_mode = cfg.assist_mode == "wbc"
         sampling_mode = cfg.assist_mode == "sampling"
-        assist = cap > 0.0 and not contact_mode and not ik_mode and not wbc_mode and not sampling_mode
+        assist = cap > 0.0 and cfg.assist_mode == "legacy_root"  # the only mode with a root constraint
         planner = None
         if sampling_mode:
             from sccl.motion.kinematics import forward_kinematics_matrices
@@ -734,9 +729,7 @@ class HumanoidSim:
                 if balance is not None:  # forces applied at the contacts of the step before
                     accounting.add(applied, contacts_used, root_used)
                     in_contact = any(c[8] <= CONTACT_DISTANCE_M for c in contacts_now)
-                elif stance is not None or wbc is not None:  # joint torques only: nothing external to account for
-                    in_contact = accounting.add(np.zeros(6), contacts_now, root_now)
-                else:
+                else:  # without a root constraint (joint-level modes, no cap) nothing external acts
                     wrench = None
                     if assist:  # a constraint at maxForce 0 applies nothing
                         wrench = constraint_wrench_world(get_cstate(constraint, physicsClientId=cid), root_orn) \
@@ -911,6 +904,10 @@ def _stood_longer(a: TrackResult, b: TrackResult) -> bool:
         return (not r.blew_up, not r.fell, r.fall_time_s if r.fell and r.fall_time_s is not None else math.inf)
 
     return key(a) > key(b)
+
+
+def _finite_nonnegative(value: float) -> bool:
+    return value >= 0 and math.isfinite(value)
 
 
 def _known_joints(names: str) -> bool:
