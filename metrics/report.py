@@ -273,7 +273,8 @@ def build_report(run_dir: Path, out_dir: Path, *, smooth: int | None = None, win
         final[gname] = {"arms": [a.name for a in members], "params": _common_params(members),
                         "evaluators": evaluators, "evaluators_differ": mixed, "metrics": row}
     (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
-    export_arms(arms, out_dir)
+    if out_dir.resolve() != Path(run_dir).resolve():  # the source is already a run directory
+        export_arms(arms, out_dir)
     path = out_dir / "index.html"
     path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final, smooth, window), encoding="utf-8")
     log.info("report for %d arms (%d groups, %d metrics) at %s", len(arms), len(groups), len(keys), path)
@@ -285,7 +286,8 @@ def export_arms(arms: list[Arm], out_dir: Path) -> None:
 
     The records are rewritten from what :func:`load_run` read (sorted, unreadable lines dropped),
     so a report folder is a clean, self-contained run directory even when the source was still
-    running. Writing onto the source itself (``--out RUN_DIR``) rewrites identical content."""
+    running. :func:`build_report` never calls it with the source itself as ``out_dir``: that
+    would rewrite a live run's own records (without their ``artifacts``) under its feet."""
     for arm in arms:
         d = Path(out_dir) / "arms" / arm.name
         d.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,10 @@ def test_report_folder_is_itself_a_run_directory(run_dir, tmp_path):
     again = tmp_path / "again"
     build_report(out, again)
     assert json.loads((again / "final.json").read_text()) == json.loads((out / "final.json").read_text())
+    source = run_dir / "arms" / "corrected-s2" / "metrics.jsonl"
+    before = source.read_bytes()
+    build_report(run_dir, run_dir)  # a report written into the run itself leaves its records alone
+    assert source.read_bytes() == before
 
 
 def test_markdown_table_means_over_generation_range(run_dir, capsys):
