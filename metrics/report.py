@@ -306,14 +306,16 @@ def _common_params(members: list[Arm]) -> dict:
 
 def _html(run_dir: Path, arms, groups, keys, figures, final, smooth: int = 1, window: int = 1) -> str:
     e = html.escape
+    # the folder's name, not its path: a committed report must not carry this machine's paths
+    name = run_dir.resolve().name
     head = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>sccl report</title><style>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>sccl report: {e(name)}</title><style>"
         "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:12px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}"
         "td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:8px}"
         ".figs img{width:400px}</style></head><body>"
     )
-    parts = [head, f"<h1>Collapse report: {e(str(run_dir))}</h1>"]
+    parts = [head, f"<h1>Collapse report: {e(name)}</h1>"]
     curves = (
         f"mean over seeds, faint; bold: its trailing moving average over {smooth} generations"
         if smooth > 1 else "mean over seeds, band = min–max"

@@ -47,6 +47,7 @@ def test_report_html_table_and_images(run_dir, tmp_path):
     path = build_report(run_dir, out)
     text = path.read_text()
     assert "<script" not in text and "http" not in text  # static, nothing fetched
+    assert f"Collapse report: {run_dir.name}<" in text and str(run_dir.parent) not in text  # no local path
     assert (out / "img" / "quality_fid.png").stat().st_size > 1000
     assert "img/quality_fid.png" in text and "timing" not in text
     final = json.loads((out / "final.json").read_text())
