@@ -19,7 +19,7 @@ points in contact) and the **residual**, reported per clip in ``TrackResult.extr
 ``assist_mode="contact"`` applies only friction-cone forces at the contacts, and
 ``assist_mode="stance_ik"`` (:mod:`simulators.balance`) applies nothing external and balances
 through the stance legs' joint targets (both honest by construction; on the bundled clips
-neither keeps the body up yet — README, Physics corrector).
+neither keeps the body up yet — docs/PHYSICS.md).
 ``assist_mode="sampling"`` applies no external force at all and balances by changing the PD
 targets, chosen by short-horizon rollouts (:mod:`simulators.sampling`); it keeps 6 of the 8
 named clips at ~0.02–0.07× real time per core.
@@ -62,7 +62,7 @@ ASSIST_MODES = ("legacy_root", "contact", "stance_ik", "wbc", "sampling")
 #: Stable-PD damping multiplier per assist mode when ``damping_scale`` is unset. The root-assisted
 #: modes track far more faithfully with a tenth of DeepMimic's kd (the body no longer sags onto
 #: the assist: Bandai walk/run/dash kept 31/60 -> 60/60, recognition of corrected generated
-#: samples 0.40 -> 0.89; README "Damping and sag"). The honest joint-level modes were designed
+#: samples 0.40 -> 0.89; docs/PHYSICS.md "Damping and sag"). The honest joint-level modes were designed
 #: and measured at DeepMimic's kd (stance_ik scales a planted leg's damping itself; wbc drives
 #: torques directly), so they keep it.
 DEFAULT_DAMPING_SCALE = {"legacy_root": 0.1, "contact": 0.1, "stance_ik": 1.0, "wbc": 1.0, "sampling": 1.0}
@@ -111,7 +111,7 @@ class SimConfig:
             own default (:data:`DEFAULT_DAMPING_SCALE`). Stable PD predicts each joint's motion
             as if nothing touched the body, so with DeepMimic's kd a stance leg pushes far less
             into the floor than its stiffness asks (docs/PHYSICS.md): under ``legacy_root`` the
-            body sags onto the assist and the output drifts from the reference (README, "Damping
+            body sags onto the assist and the output drifts from the reference (docs/PHYSICS.md, "Damping
             and sag"), which kd × 0.1 removes.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
@@ -125,7 +125,7 @@ class SimConfig:
             or "stance_ik": no assist at all; the stance legs' joint targets come from leg
             inverse kinematics toward the reference root (below), so only joint torques,
             gravity and contact act (honest by construction; experimental: it does not yet
-            keep the bundled clips up — README, Physics corrector) — or "wbc": no assist either;
+            keep the bundled clips up — docs/PHYSICS.md) — or "wbc": no assist either;
             every joint is torque-controlled by a whole-body inverse-dynamics problem that plans
             contact forces in the friction cones of the planted feet (:mod:`simulators.wbc`).
         balance_kp / balance_kd: mass-normalised PD gains (1/s², 1/s) of the "contact" mode's

@@ -28,7 +28,7 @@ Per window of ``sampling_window_s``:
 Nothing but joint motors acts on the body, so the residual measured by
 :mod:`simulators.contact` is zero by construction: the only external forces are gravity and
 the engine's contact forces. The price is time: about K × horizon / window rollout steps
-per committed step (see README, Physics corrector, for the measured frontier).
+per committed step (see docs/PHYSICS.md for the measured frontier).
 """
 
 from __future__ import annotations

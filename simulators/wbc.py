@@ -20,7 +20,7 @@ q̈ is eliminated in closed form (QR of its rows), leaving an NNLS in λ. The jo
 lowest sole corner is within :data:`SOLE_CONTACT_M` of the ground and the reference's foot is
 within :data:`REF_STANCE_M`.
 
-Limits measured on the bundled clips (README, Physics corrector): it tracks walk with a few cm
+Limits measured on the bundled clips (docs/PHYSICS.md): it tracks walk with a few cm
 of root error, and the other clips still fall — the QP balances within the current support
 but does not plan steps, and the clips start in states that need them.
 """
