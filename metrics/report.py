@@ -20,7 +20,7 @@ with the same numbers for scripts. No JavaScript, nothing fetched from the netwo
 
 The report also copies every arm's ``arm.json`` and ``metrics.jsonl`` into ``OUT/arms/``, so the
 output folder is itself a run directory: committed under ``docs/results/<run>/``, it lets anyone
-recompute every published table (``sccl report`` or ``bench/results_table.py`` over it) without
+recompute every published table (``sccl report --markdown`` or ``bench/seed_spread.py`` over it) without
 the original, uncommitted ``runs/`` folder.
 """
 

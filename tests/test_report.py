@@ -128,3 +128,30 @@ def test_markdown_table_refuses_mixed_evaluators_and_bad_ranges(run_dir, capsys)
     assert "range is empty" in capsys.readouterr().err
     assert main(["report", str(run_dir), "--markdown", "--keys", "quality/nope"]) == 2
     assert "quality/nope" in capsys.readouterr().err
+
+
+def test_seed_spread_bench_sizes_the_seed_count(run_dir, capsys, monkeypatch):
+    """bench/seed_spread.py: per-seed window means, their spread, and the seeds a ±rel interval needs."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "seed_spread.py"
+    spec = importlib.util.spec_from_file_location("seed_spread", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # sd 1 around 10: t(0.975, n-1)/sqrt(n) <= 1 first at n = 7 (2.447/2.646 = 0.925; n = 6: 1.049)
+    assert mod.seeds_needed(1.0, 10.0, 0.1) == 7
+    assert mod.seeds_needed(1.0, 0.0, 0.1) is None
+    monkeypatch.setattr(sys, "argv", ["seed_spread.py", str(run_dir), "--generations", "1-2", "--keys", "quality/fid"])
+    mod.main()
+    out = json.loads(capsys.readouterr().out)
+    fid = out["groups"]["corrected"]["metrics"]["quality/fid"]
+    assert fid["per_seed"] == [11.5, 13.0, 14.5]  # generations 1-2 of each seed
+    assert fid["between_seed_sd"] == pytest.approx(1.5) and fid["mean"] == pytest.approx(13.0)
+    assert fid["within_seed_generation_sd"] == pytest.approx(np.mean([np.std([11, 12], ddof=1), np.std([12, 14], ddof=1),
+                                                                       np.std([13, 16], ddof=1)]), abs=1e-4)
+    monkeypatch.setattr(sys, "argv", ["seed_spread.py", str(run_dir), "--groups", "nope"])
+    with pytest.raises(SystemExit) as exc:
+        mod.main()
+    assert exc.value.code == 2 and "nope" in capsys.readouterr().err
