@@ -23,6 +23,7 @@ from sccl.loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_js
 from sccl.loop.summary import SweepResult, summary_text
 from sccl.loop.tasks import build_task, task_class
 from sccl.loop.tracking import Tracker, default_tracking_uri
+from sccl.metrics.report import REFERENCE_FILE
 from sccl.loop.validation import RESUME_OVERRIDABLE, check_resume_overrides, config_fingerprint, validate_arms
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ class Driver:
             return
         try:
             floor = task.reference_metrics(evaluator, shared)
+            # beside the arms too, so a report folder (and RESULTS.md tables) carry the floor
+            write_json(self.run_dir / REFERENCE_FILE, dict(sorted(floor.items())))
             self.tracker.log_generations(self.sweep["parent_run_id"], [{"generation": 0, **floor}])
             self.sweep["reference_logged"] = True
             write_json(self.sweep_path, self.sweep)

@@ -54,6 +54,10 @@ BETTER: dict[str, str] = {
 }
 
 
+#: The real-data floor (``reference/<metric>`` and ``reference/seed<s>/<metric>``) the sweep
+#: writes beside ``arms/``; a report folder copies it so tables can show the floor.
+REFERENCE_FILE = "reference.json"
+
 #: Generation-record key of the evaluator's hash (written by ``sccl.loop.evaluation``).
 EVALUATOR_HASH_KEY = "evaluator/hash"
 #: Metrics measured in the evaluator's embedding or with its normalisation statistics: numbers
@@ -142,6 +146,20 @@ def load_run(run_dir: Path) -> list[Arm]:
     if not any(a.history for a in arms):
         raise ReportError(f"{arms_dir}: no arm has any metrics.jsonl rows yet")
     return sorted(arms, key=lambda a: (a.group, a.name))
+
+
+def load_reference(run_dir: Path) -> dict[str, float]:
+    """The run's real-data floor (``{}`` when the run has none, e.g. a toy run or an older one)."""
+    path = Path(run_dir) / REFERENCE_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: unreadable ({exc}); expected a JSON object of reference metrics") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object of reference metrics")
+    return {str(k): _num(v) for k, v in data.items()}
 
 
 def group_arms(arms: list[Arm]) -> dict[str, list[Arm]]:
@@ -275,6 +293,9 @@ def build_report(run_dir: Path, out_dir: Path, *, smooth: int | None = None, win
     (out_dir / "final.json").write_text(json.dumps(final, indent=2, default=float))
     if out_dir.resolve() != Path(run_dir).resolve():  # the source is already a run directory
         export_arms(arms, out_dir)
+        reference = load_reference(run_dir)
+        if reference:
+            (out_dir / REFERENCE_FILE).write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
     path = out_dir / "index.html"
     path.write_text(_html(Path(run_dir), arms, groups, keys, figures, final, smooth, window), encoding="utf-8")
     log.info("report for %d arms (%d groups, %d metrics) at %s", len(arms), len(groups), len(keys), path)

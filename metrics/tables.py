@@ -51,18 +51,44 @@ def arm_mean(arm: Arm, key: str, lo: int, hi: int) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-def markdown_table(arms: list[Arm], keys: list[str], lo: int, hi: int) -> str:
+def reference_row(reference: dict[str, float], keys: list[str]) -> str | None:
+    """The real-data floor as a table row: the split's value, then each seed's own floor where
+    seeds train on different ``data.n`` subsamples (what that seed's arms could reach at best)."""
+    seeds = sorted({int(m.group(1)) for k in reference for m in [re.match(r"reference/seed(\d+)/", k)] if m})
+    cells = []
+    for key in keys:
+        split = reference.get(f"reference/{key}", math.nan)
+        per_seed = [reference.get(f"reference/seed{s}/{key}", math.nan) for s in seeds]
+        if math.isnan(split) and all(math.isnan(v) for v in per_seed):
+            cells.append("—")
+            continue
+        cell = _fmt(split)
+        if seeds and not all(math.isnan(v) for v in per_seed):
+            cell += " (" + " / ".join(_fmt(v) for v in per_seed) + ")"
+        cells.append(cell)
+    if all(c == "—" for c in cells):
+        return None
+    label = "real data: split" + (f" (seeds {', '.join(map(str, seeds))})" if seeds else "")
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def markdown_table(arms: list[Arm], keys: list[str], lo: int, hi: int,
+                   reference: dict[str, float] | None = None) -> str:
     """One row per group of arms (arms differing only by seed), one column per metric.
 
     Cell: ``mean ± half-width`` over seeds, then every seed's value in seed order, e.g.
     ``52.1 ± 4.0 (50.3 / 51.8 / 54.2)``. A group whose seeds' evaluators differ gets the seeds'
-    values only, for evaluator metrics, and is flagged."""
+    values only, for evaluator metrics, and is flagged. ``reference`` (the run's real-data floor,
+    :func:`sccl.metrics.report.load_reference`) adds a first row to read the arms against."""
     missing = [k for k in keys if not any(k in r for a in arms for r in a.history)]
     if missing:
         raise ReportError(f"no generation record has {', '.join(missing)} (check --keys against metrics.jsonl)")
     groups = group_arms(arms)
     head = "| arm (seeds) | " + " | ".join(f"{k} {BETTER.get(k, '')}".rstrip() for k in keys) + " |"
     lines = [head, "|" + "---|" * (len(keys) + 1)]
+    floor = reference_row(reference or {}, keys)
+    if floor:
+        lines.append(floor)
     for gname, members in groups.items():
         members = sorted(members, key=lambda a: _num(a.params.get("seed")))
         mixed = len(set().union(*(a.evaluators for a in members))) > 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -71,6 +72,8 @@ def test_smoke_sweep_with_ray_and_mlflow_server(smoke_sweep, tmp_path, monkeypat
     assert "collapse_curves.png" in artifacts
     # every synthetic sample of the corrected arm is on disk with its status
     syn = read_npz(result.run_dir / "arms" / "self_correcting" / "gen_001" / "synthetic.npz")
+    floor = json.loads((result.run_dir / "reference.json").read_text())  # the real-data floor, beside the arms
+    assert math.isfinite(floor["reference/quality/fid"]) and 0 <= floor["reference/quality/recognition_acc"] <= 1
     assert len(syn["status"]) == 16 and len(syn["kept_index"]) == (syn["status"] == "ok").sum()
     # running it again continues nothing and adds no run and no step
     monkeypatch.chdir(tmp_path)

@@ -116,6 +116,19 @@ def test_markdown_table_means_over_generation_range(run_dir, capsys):
     assert "| baseline (1) | 10 |" in text
 
 
+def test_markdown_table_shows_the_real_data_floor_and_reports_carry_it(run_dir, tmp_path, capsys):
+    floor = {"reference/quality/fid": 5.0, "reference/seed0/quality/fid": 6.0, "reference/seed1/quality/fid": 7.5}
+    (run_dir / "reference.json").write_text(json.dumps(floor))
+    assert main(["report", str(run_dir), "--markdown", "--generations", "1-2", "--keys", "quality/fid"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| real data: split (seeds 0, 1) | 5 (6 / 7.5) |"  # first row, under the header
+    build_report(run_dir, tmp_path / "rep")
+    assert json.loads((tmp_path / "rep" / "reference.json").read_text()) == floor  # the folder keeps the floor
+    (run_dir / "reference.json").write_text("[1, 2]")
+    assert main(["report", str(run_dir), "--markdown"]) == 2
+    assert "reference.json" in capsys.readouterr().err
+
+
 def test_markdown_table_refuses_mixed_evaluators_and_bad_ranges(run_dir, capsys):
     for i, name in enumerate(["corrected-s0", "corrected-s1"]):
         path = run_dir / "arms" / name / "metrics.jsonl"

@@ -23,7 +23,8 @@ def register(sub: Subparsers) -> None:
                         "(default 1 = last generation)")
     p.add_argument("--markdown", action="store_true",
                    help="print a Markdown table instead of writing HTML: per group of arms, the mean over "
-                        "--generations with a 95%% t-interval over seeds and every seed's value")
+                        "--generations with a 95%% t-interval over seeds and every seed's value, "
+                        "and the real-data floor (reference.json) as the first row")
     p.add_argument("--generations", default=None, metavar="A-B",
                    help="--markdown: average each arm over generations A..B (default: 1 to the last)")
     p.add_argument("--keys", default=None, metavar="K1,K2",
@@ -33,7 +34,7 @@ def register(sub: Subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sccl.metrics.report import build_report, load_run
+    from sccl.metrics.report import build_report, load_reference, load_run
 
     run_dir = Path(args.run_dir)
     if args.markdown:
@@ -44,7 +45,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         lo, hi = parse_generations(args.generations) if args.generations else (1, last)
         keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else list(DEFAULT_KEYS)
         keys = keys if args.keys else [k for k in keys if any(k in r for a in arms for r in a.history)]
-        print(markdown_table(arms, keys, lo, hi), end="")
+        print(markdown_table(arms, keys, lo, hi, reference=load_reference(run_dir)), end="")
         return 0
     out = Path(args.out) if args.out else run_dir / "report"
     path = build_report(run_dir, out, smooth=args.smooth, window=args.window)
