@@ -1,0 +1,129 @@
+"""Where does the corrector move the samples a self-correcting arm trains on? Prints one JSON object.
+
+A self-correcting arm trains generation g+1 on the *corrected* samples of generation g, so any
+systematic change the corrector makes is inherited by the generator. For every corrected arm
+of a run and every generation whose ``synthetic.npz`` is on disk, this compares the raw
+generated samples with what the corrector kept, in the loop's own frozen evaluator:
+
+- ``fid_raw`` (all raw samples), ``fid_raw_kept`` (the raw versions of the kept ones) and
+  ``fid_corrected`` (the kept, corrected ones), against the held-out reference;
+- recognition accuracy of the kept samples, raw and corrected;
+- mean root height (feature 3) of the kept samples, raw and corrected, in m.
+
+``--real N`` adds the same comparison for N real training windows of the arm's data put through
+the arm's corrector: what the corrector does to motion that needs no correction.
+
+    python bench/correction_shift.py runs/bandai_collapse [--arms self_correcting_l1_seed=0]
+        [--generations 1,4,10,15] [--real 128]
+
+Needs the run directory itself (``synthetic.npz`` files are not copied into report folders) and
+the run's data at its ``data.path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+ROOT_HEIGHT = 3  #: feature index of the root height (sccl.motion.features.SLICES["root_height"])
+
+
+def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected: np.ndarray,
+            kept: np.ndarray) -> dict[str, float]:
+    """Evaluator FID, recognition and root height of raw vs corrected samples."""
+    from sccl.metrics.fid import frechet_distance, gaussian_stats
+
+    def fid(x: np.ndarray) -> float:
+        return round(float(frechet_distance(*gaussian_stats(evaluator.embed(x)), reference.emb.mu, reference.emb.cov)), 2)
+
+    def accuracy(x: np.ndarray, y: np.ndarray) -> float:
+        return round(float((evaluator.predict(x) == y).mean()), 4)
+
+    row = {"n": int(len(raw)), "kept": int(len(kept)), "fid_raw": fid(raw)}
+    if len(kept) >= 2:
+        row.update({
+            "fid_raw_kept": fid(raw[kept]), "fid_corrected": fid(corrected),
+            "recognition_raw_kept": accuracy(raw[kept], labels[kept]),
+            "recognition_corrected": accuracy(corrected, labels[kept]),
+            "root_height_raw_kept_m": round(float(raw[kept][..., ROOT_HEIGHT].mean()), 4),
+            "root_height_corrected_m": round(float(corrected[..., ROOT_HEIGHT].mean()), 4),
+        })
+    return row
+
+
+def main() -> None:
+    from sccl.correctors.registry import build_corrector
+    from sccl.loop.arm import evaluator_cache_dir
+    from sccl.loop.config import config_from_dict
+    from sccl.loop.evaluation import prepare_evaluator
+    from sccl.loop.kernel import corrector_config
+    from sccl.loop.realdata import load_real_data
+    from sccl.loop.store import read_npz
+    from sccl.loop.tasks import build_task
+    from sccl.metrics.motion_metrics import get_reference_stats
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with a corrector)")
+    ap.add_argument("--generations", default="", help="comma-separated generations (default: all on disk)")
+    ap.add_argument("--real", type=int, default=0, help="also correct this many real training windows per seed")
+    args = ap.parse_args()
+    run = Path(args.run_dir)
+    if not (run / "arms").is_dir():
+        print(f"error: {run}: no arms/ folder (expected a run directory)", file=sys.stderr)
+        raise SystemExit(2)
+    wanted = [a for a in args.arms.split(",") if a]
+    gens = {int(g) for g in args.generations.split(",") if g}
+    out: dict = {"run": run.resolve().name, "arms": {}, "real": {}}
+    cache: dict = {}
+    for arm_dir in sorted((run / "arms").iterdir()):
+        meta_path = arm_dir / "arm.json"
+        if not meta_path.exists() or (wanted and arm_dir.name not in wanted):
+            continue
+        cfg = config_from_dict(json.loads(meta_path.read_text())["config"])
+        if cfg.corrector.name == "none":
+            continue
+        key = (json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str), cfg.seed)
+        if key not in cache:
+            real = load_real_data(cfg.data, cfg.seed)
+            evaluator = prepare_evaluator(real, evaluator_cache_dir(cfg), cfg.eval.evaluator_steps)
+            cache[key] = (real, evaluator, get_reference_stats(real.dataset, evaluator))
+        real, evaluator, reference = cache[key]
+        rows = {}
+        for gen_dir in sorted(arm_dir.glob("gen_*")):
+            g = int(gen_dir.name.split("_")[1])
+            path = gen_dir / "synthetic.npz"
+            if not path.exists() or (gens and g not in gens):
+                continue
+            d = read_npz(path)
+            rows[g] = compare(evaluator, reference, d["raw"], d["raw_labels"], d["corrected"], d["kept_index"])
+        out["arms"][arm_dir.name] = rows
+        print(f"{arm_dir.name}: {len(rows)} generations", file=sys.stderr)
+        real_key = f"seed{cfg.seed}/{cfg.corrector.name}"
+        if args.real and real_key not in out["real"]:
+            train = real.dataset.train
+            pick = np.random.default_rng(0).choice(len(train), min(args.real, len(train)), replace=False)
+            x, y = train.features[pick], train.labels[pick]
+            task = build_task(cfg, evaluator_cache_dir(cfg))
+            corrector = build_corrector(cfg.corrector.name, corrector_config(cfg, real))
+            t0 = time.perf_counter()
+            result = corrector.correct(task.to_corrector(x, y, 0, "motion"), seed=0)
+            corrected = task.from_corrector(result, x, "motion")
+            row = compare(evaluator, reference, x, y, corrected, np.asarray(result.kept_index))
+            row["correct_seconds"] = round(time.perf_counter() - t0, 1)
+            out["real"][real_key] = row
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
