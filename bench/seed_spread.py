@@ -9,7 +9,7 @@ arm's low-bit differences across CPUs act like another seed once training amplif
 RESULTS.md §3b), so the spread is the honest answer to "how reproducible is this figure".
 
     python bench/seed_spread.py docs/results/bandai_collapse --generations 1-15 [--rel 0.1]
-        [--keys quality/fid,quality/fid_k] [--groups self_correcting_l1,baseline]
+        [--statistic median] [--keys quality/fid,quality/fid_k] [--groups self_correcting_l1,baseline]
 
 Reads only the run directory's ``arms/*/metrics.jsonl`` (a committed report folder is one).
 """
@@ -41,11 +41,13 @@ def seeds_needed(sd: float, mean: float, rel: float, max_seeds: int = 1000) -> i
     return None
 
 
-def spread(values_per_seed: list[list[float]], rel: float) -> dict:
-    """Between-seed spread of per-seed means, and within-seed generation-to-generation noise."""
+def spread(values_per_seed: list[list[float]], rel: float, statistic: str = "mean") -> dict:
+    """Between-seed spread of per-seed summaries (mean or median over the generations), and the
+    within-seed generation-to-generation noise."""
     from sccl.metrics.report import mean_ci
+    from sccl.metrics.tables import STATISTICS
 
-    means = [float(np.mean(v)) if v else math.nan for v in values_per_seed]
+    means = [float(STATISTICS[statistic](v)) if v else math.nan for v in values_per_seed]
     finite = [m for m in means if math.isfinite(m)]
     mean, half, n = mean_ci(finite)
     sd = float(np.std(finite, ddof=1)) if n > 1 else math.nan
@@ -70,6 +72,8 @@ def main() -> None:
     ap.add_argument("--generations", default="1-15", help="inclusive range A-B averaged per seed")
     ap.add_argument("--rel", type=float, default=0.1, help="target 95%% half-width as a fraction of the mean")
     ap.add_argument("--keys", default=",".join(DEFAULT_KEYS), help="comma-separated metric keys")
+    ap.add_argument("--statistic", default="mean", choices=["mean", "median"],
+                    help="summary of each seed's generations (median resists single-generation spikes)")
     ap.add_argument("--groups", default="", help="comma-separated arm groups (default: all)")
     args = ap.parse_args()
     try:
@@ -87,7 +91,7 @@ def main() -> None:
         raise SystemExit(2)
     keys = [k for k in args.keys.split(",") if k]
     out: dict = {"run": os.path.basename(os.path.abspath(args.run_dir)), "generations": [lo, hi], "rel": args.rel,
-                 "groups": {}}
+                 "statistic": args.statistic, "groups": {}}
     for gname, members in groups.items():
         if wanted and gname not in wanted:
             continue
@@ -97,7 +101,7 @@ def main() -> None:
             per_seed = [[v for r in a.history if lo <= _num(r.get("generation")) <= hi
                          for v in [_num(r.get(key))] if math.isfinite(v)] for a in members]
             if any(per_seed):
-                out["groups"][gname]["metrics"][key] = spread(per_seed, args.rel)
+                out["groups"][gname]["metrics"][key] = spread(per_seed, args.rel, args.statistic)
     print(json.dumps(out, indent=1))
 
 

@@ -44,11 +44,18 @@ def parse_generations(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def arm_mean(arm: Arm, key: str, lo: int, hi: int) -> float:
-    """Mean of ``key`` over the arm's finite values in generations ``lo..hi`` (NaN if none)."""
+#: How an arm's generations lo..hi are summarised. The median resists single-generation spikes:
+#: FID on 128 samples is heavy-tailed (a few samples far out in the embedding can multiply one
+#: generation's value), so a mean over generations can be one spike.
+STATISTICS = {"mean": np.mean, "median": np.median}
+
+
+def arm_mean(arm: Arm, key: str, lo: int, hi: int, statistic: str = "mean") -> float:
+    """``statistic`` (mean or median) of ``key`` over the arm's finite values in generations
+    ``lo..hi`` (NaN if none)."""
     vals = [_num(r.get(key)) for r in arm.history if lo <= _num(r.get("generation")) <= hi]
     vals = [v for v in vals if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else math.nan
+    return float(STATISTICS[statistic](vals)) if vals else math.nan
 
 
 def reference_row(reference: dict[str, float], keys: list[str]) -> str | None:
@@ -73,13 +80,17 @@ def reference_row(reference: dict[str, float], keys: list[str]) -> str | None:
 
 
 def markdown_table(arms: list[Arm], keys: list[str], lo: int, hi: int,
-                   reference: dict[str, float] | None = None) -> str:
+                   reference: dict[str, float] | None = None, statistic: str = "mean") -> str:
     """One row per group of arms (arms differing only by seed), one column per metric.
 
     Cell: ``mean ± half-width`` over seeds, then every seed's value in seed order, e.g.
     ``52.1 ± 4.0 (50.3 / 51.8 / 54.2)``. A group whose seeds' evaluators differ gets the seeds'
     values only, for evaluator metrics, and is flagged. ``reference`` (the run's real-data floor,
-    :func:`sccl.metrics.report.load_reference`) adds a first row to read the arms against."""
+    :func:`sccl.metrics.report.load_reference`) adds a first row to read the arms against.
+    ``statistic`` summarises each seed's generations (``mean`` or ``median``); the interval is
+    always over seeds."""
+    if statistic not in STATISTICS:
+        raise ReportError(f"--statistic {statistic!r}: expected one of {', '.join(STATISTICS)}")
     missing = [k for k in keys if not any(k in r for a in arms for r in a.history)]
     if missing:
         raise ReportError(f"no generation record has {', '.join(missing)} (check --keys against metrics.jsonl)")
@@ -94,7 +105,7 @@ def markdown_table(arms: list[Arm], keys: list[str], lo: int, hi: int,
         mixed = len(set().union(*(a.evaluators for a in members))) > 1
         cells = []
         for key in keys:
-            values = [arm_mean(a, key, lo, hi) for a in members]
+            values = [arm_mean(a, key, lo, hi, statistic) for a in members]
             per_seed = " / ".join(_fmt(v) for v in values)
             if all(math.isnan(v) for v in values):
                 cells.append("—")

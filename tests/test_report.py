@@ -114,6 +114,10 @@ def test_markdown_table_means_over_generation_range(run_dir, capsys):
     half = stats.t.ppf(0.975, 2) * 1.5 / math.sqrt(3)
     assert f"13 ± {half:.4g} (11.5 / 13 / 14.5)" in row
     assert "| baseline (1) | 10 |" in text
+    # the median of each seed's generations 0-2 is its middle value: 11, 12, 13
+    assert main(["report", str(run_dir), "--markdown", "--generations", "0-2", "--keys", "quality/fid",
+                 "--statistic", "median"]) == 0
+    assert "(11 / 12 / 13)" in capsys.readouterr().out
 
 
 def test_markdown_table_shows_the_real_data_floor_and_reports_carry_it(run_dir, tmp_path, capsys):

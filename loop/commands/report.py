@@ -27,6 +27,9 @@ def register(sub: Subparsers) -> None:
                         "and the real-data floor (reference.json) as the first row")
     p.add_argument("--generations", default=None, metavar="A-B",
                    help="--markdown: average each arm over generations A..B (default: 1 to the last)")
+    p.add_argument("--statistic", default="mean", choices=["mean", "median"],
+                   help="--markdown: summarise each seed's generations A..B by their mean (default) or median "
+                        "(robust to single-generation spikes)")
     p.add_argument("--keys", default=None, metavar="K1,K2",
                    help="--markdown: metric columns (default: FID, FID_k, FID_g, recall, recognition, Div_k, "
                         "Phys-Err, acceptance)")
@@ -45,7 +48,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         lo, hi = parse_generations(args.generations) if args.generations else (1, last)
         keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else list(DEFAULT_KEYS)
         keys = keys if args.keys else [k for k in keys if any(k in r for a in arms for r in a.history)]
-        print(markdown_table(arms, keys, lo, hi, reference=load_reference(run_dir)), end="")
+        print(markdown_table(arms, keys, lo, hi, reference=load_reference(run_dir), statistic=args.statistic), end="")
         return 0
     out = Path(args.out) if args.out else run_dir / "report"
     path = build_report(run_dir, out, smooth=args.smooth, window=args.window)
