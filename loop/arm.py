@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sccl.generators.base import Generator, save_state
-from sccl.loop.callbacks import CallbackList, LoopCallback, OnRecord, StatusFile, Timings
+from sccl.loop.callbacks import CallbackList, GenerationPhaseSeconds, LoopCallback, OnRecord, StatusFile, Timings
 from sccl.loop.config import ArmSpec, ExperimentConfig
 from sccl.loop.faults import fault_callbacks
 from sccl.loop.kernel import (CorrectedBatch, Generation, GenerationKernel, InlineCorrection, corrector_config,
@@ -176,7 +176,9 @@ class ArmRunner:
         status = StatusWriter(self.paths.status, self.spec.name, cfg.generations)
         # the archive comes first: a callback that fails on a corrected batch finds it on disk
         self.callbacks = CallbackList()
+        self.phase_seconds = GenerationPhaseSeconds()
         self.callbacks.callbacks = [_Archive(self.paths, self.callbacks), StatusFile(status), Timings(self.timings),
+                                    self.phase_seconds,
                                     *self.user_callbacks, *fault_callbacks()]
         state = read_json(self.paths.state, default={}) or {}
         completed = state.get("completed", -1)
@@ -238,6 +240,8 @@ class ArmRunner:
                                                                  self.paths.gen_dir(g) / "samples.gif"))
             if gif is not None:
                 artifacts.append([str(gif), f"generations/gen_{g:03d}"])
+        # train, sample, correct and evaluate of this generation (checkpoint and logging follow)
+        record.update(self.phase_seconds.record_fields())
         record["time/generation_s"] = round(time.time() - started, 3)
         records.append(record)
         self.callbacks.on_phase(g, "checkpoint")

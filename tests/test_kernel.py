@@ -106,6 +106,11 @@ def test_arm_runner_is_a_shell_around_the_kernel(tmp_path):
     assert np.array_equal(saved.mean, kernel_last.generator.mean) and np.array_equal(saved.cov, kernel_last.generator.cov)
     logged = read_jsonl(tmp_path / "arms" / "arm" / "metrics.jsonl")
     assert [r["toy/w2"] for r in logged][-1] == kernel_last.record["toy/w2"]
+    # every record says where its generation's time went
+    assert {"time/train_s", "time/evaluate_s"} <= set(logged[0]) and "time/correct_s" not in logged[0]
+    for r in logged[1:]:
+        phases = [r[f"time/{p}_s"] for p in ("train", "sample", "correct", "evaluate")]
+        assert all(t >= 0 for t in phases) and sum(phases) <= r["time/generation_s"] + 1e-3
 
 
 def test_resumed_accumulate_arm_refills_its_history_from_the_archives(tmp_path):
