@@ -14,7 +14,9 @@ motion, i.e. the mean residual in units of body weight), its force and torque pa
 share of it spent in flight, and the share of control steps that violate contact
 consistency. ``max_residual_g`` turns that into acceptance: a clip tracked without a fall
 but needing more residual than this gets status ``residual`` (default: no threshold, because
-no setting keeps the bundled clips below a useful one; see the README's calibration).
+no setting keeps the bundled clips below a useful one; see docs/PHYSICS.md for the calibration).
+``root_height_bias_mm`` (signed: output − reference root height) shows a systematic crouch or
+sag that the unsigned tracking errors hide; the loop inherits it.
 
 Settings (:class:`PhysicsSettings`, parsed from the config dict): every
 :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...), plus
@@ -65,6 +67,16 @@ class PhysicsSettings(SimConfig):
     def sim_config(self) -> SimConfig:
         """The simulator's part of these settings."""
         return SimConfig(**{k: getattr(self, k) for k in _SIM_KEYS})
+
+
+def root_height_bias_mm(reference: Motion, output: Motion) -> float:
+    """Mean signed root-height difference, output − (ground-aligned) reference, in mm.
+
+    A systematic lowering (the body crouching or sagging under the assist) is a bias the loop
+    inherits: the generator is retrained on the corrected clips. Tracking errors are unsigned
+    and hide it; this is signed so that a bias shows as a mean far from 0 over a batch."""
+    n = min(reference.num_frames, output.num_frames)
+    return float((output.root_pos[:n, 1] - reference.root_pos[:n, 1]).mean() * 1000.0)
 
 
 class PhysicsCorrector(Corrector):
@@ -118,6 +130,7 @@ class PhysicsCorrector(Corrector):
             "success": 0.0, "fall_time_s": math.nan, "tracking_error_mm": math.nan, "root_relative_error_mm": math.nan,
             "assist_fraction_g": math.nan, "penetrate_before_mm": math.nan, "penetrate_after_mm": math.nan,
             "phys_err_before_mm": math.nan, "phys_err_after_mm": math.nan, "ground_shift_mm": math.nan,
+            "root_height_bias_mm": math.nan,
             "sim_seconds": 0.0, "wall_seconds": 0.0, "step_seconds": 0.0,
             "airborne_share_before": math.nan, "airborne_share_after": math.nan,
             "flight_unexplained_g_after": math.nan,
@@ -143,6 +156,7 @@ class PhysicsCorrector(Corrector):
                 return SampleOutcome(STATUS_NAN, diagnostics=diag)
             diag["tracking_error_mm"] = res.tracking_error_mm
             diag["root_relative_error_mm"] = res.root_relative_error_mm
+            diag["root_height_bias_mm"] = root_height_bias_mm(aligned, res.motion)
             after = physics_metrics(res.motion)
             diag["penetrate_after_mm"] = after["penetrate_mm"]
             diag["phys_err_after_mm"] = after["phys_err_mm"]

@@ -59,6 +59,7 @@ def test_physics_corrects_walk(physics, walk):
     assert d["success"] == 1.0 and np.isnan(d["fall_time_s"])
     assert d["penetrate_after_mm"] <= 5.0
     assert d["root_relative_error_mm"] <= 60.0
+    assert abs(d["root_height_bias_mm"]) <= 40.0  # signed: a crouch or sag shows as negative
     assert 0.0 < d["assist_fraction_g"] < 1.0
     out = res.samples[0]
     assert out.num_frames == walk.num_frames and out.fps == walk.fps and out.label == walk.label
