@@ -3,7 +3,8 @@
 A self-correcting arm trains generation g+1 on the *corrected* samples of generation g, so any
 systematic change the corrector makes is inherited by the generator. For every corrected arm
 of a run and every generation whose ``synthetic.npz`` is on disk, this compares the raw
-generated samples with what the corrector kept, in the loop's own frozen evaluator:
+generated samples with what the corrector kept, in the loop's own frozen evaluator (for an
+uncorrected arm, only ``fid_raw`` and ``root_height_raw_m``, the drift to compare against):
 
 - ``fid_raw`` (all raw samples), ``fid_raw_kept`` (the raw versions of the kept ones) and
   ``fid_corrected`` (the kept, corrected ones), against the held-out reference;
@@ -38,9 +39,10 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 ROOT_HEIGHT = 3  #: feature index of the root height (sccl.motion.features.SLICES["root_height"])
 
 
-def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected: np.ndarray,
+def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected: np.ndarray | None,
             kept: np.ndarray) -> dict[str, float]:
-    """Evaluator FID, recognition and root height of raw vs corrected samples."""
+    """Evaluator FID, recognition and root height of raw vs corrected samples (raw only for an
+    uncorrected arm, ``corrected`` None)."""
     from sccl.metrics.fid import frechet_distance, gaussian_stats
 
     def fid(x: np.ndarray) -> float:
@@ -49,8 +51,9 @@ def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
         return round(float((evaluator.predict(x) == y).mean()), 4)
 
-    row = {"n": int(len(raw)), "kept": int(len(kept)), "fid_raw": fid(raw)}
-    if len(kept) >= 2:
+    row = {"n": int(len(raw)), "kept": int(len(kept)), "fid_raw": fid(raw),
+           "root_height_raw_m": round(float(raw[..., ROOT_HEIGHT].mean()), 4)}
+    if corrected is not None and len(kept) >= 2:
         row.update({
             "fid_raw_kept": fid(raw[kept]), "fid_corrected": fid(corrected),
             "recognition_raw_kept": accuracy(raw[kept], labels[kept]),
@@ -74,7 +77,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
-    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with a corrector)")
+    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with synthetic samples)")
     ap.add_argument("--generations", default="", help="comma-separated generations (default: all on disk)")
     ap.add_argument("--real", type=int, default=0, help="also correct this many real training windows per seed")
     args = ap.parse_args()
@@ -91,8 +94,7 @@ def main() -> None:
         if not meta_path.exists() or (wanted and arm_dir.name not in wanted):
             continue
         cfg = config_from_dict(json.loads(meta_path.read_text())["config"])
-        if cfg.corrector.name == "none":
-            continue
+        corrected_arm = cfg.corrector.name != "none"
         key = (json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str), cfg.seed)
         if key not in cache:
             real = load_real_data(cfg.data, cfg.seed)
@@ -106,11 +108,12 @@ def main() -> None:
             if not path.exists() or (gens and g not in gens):
                 continue
             d = read_npz(path)
-            rows[g] = compare(evaluator, reference, d["raw"], d["raw_labels"], d["corrected"], d["kept_index"])
+            rows[g] = compare(evaluator, reference, d["raw"], d["raw_labels"], d["corrected"] if corrected_arm else None,
+                              d["kept_index"])
         out["arms"][arm_dir.name] = rows
         print(f"{arm_dir.name}: {len(rows)} generations", file=sys.stderr)
         real_key = f"seed{cfg.seed}/{cfg.corrector.name}"
-        if args.real and real_key not in out["real"]:
+        if args.real and corrected_arm and real_key not in out["real"]:
             train = real.dataset.train
             pick = np.random.default_rng(0).choice(len(train), min(args.real, len(train)), replace=False)
             x, y = train.features[pick], train.labels[pick]
