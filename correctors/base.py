@@ -40,6 +40,9 @@ STATUS_NAN = "nan"
 STATUS_ERROR = "error"
 #: Tracked without a fall, but only with more non-contact (residual) force than allowed.
 STATUS_RESIDUAL = "residual"
+#: Tracked without a fall, but the output moved away from the input more than allowed (e.g. a
+#: crouch under the assist): physically possible, yet no longer the motion that was asked for.
+STATUS_UNFAITHFUL = "unfaithful"
 
 
 class CorrectorError(UserError):
@@ -67,7 +70,8 @@ class CorrectionResult:
         samples: kept samples in input order — ``list[Motion]`` (domain "motion") or an
             array ``(K, ...)`` (domain "vector").
         kept_index: (K,) indices into the input batch of the kept samples.
-        status: per input sample: "ok" | "fall" | "nan" | "error" | "residual" | a plugin's own name.
+        status: per input sample: "ok" | "fall" | "nan" | "error" | "residual" | "unfaithful" | a
+            plugin's own name.
         diagnostics: per input sample, a dict of floats (NaN where not applicable).
         counts: number of inputs per status; sums to the batch size.
     """

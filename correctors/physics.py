@@ -16,7 +16,8 @@ consistency. ``max_residual_g`` turns that into acceptance: a clip tracked witho
 but needing more residual than this gets status ``residual`` (default: no threshold, because
 no setting keeps the bundled clips below a useful one; see docs/PHYSICS.md for the calibration).
 ``root_height_bias_mm`` (signed: output − reference root height) shows a systematic crouch or
-sag that the unsigned tracking errors hide; the loop inherits it.
+sag that the unsigned tracking errors hide; the loop inherits it. ``max_root_height_bias_mm``
+turns it into acceptance (status ``unfaithful``; default off).
 
 Settings (:class:`PhysicsSettings`, parsed from the config dict): every
 :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...), plus
@@ -34,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 from sccl.correctors.base import (
-    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, CorrectionResult, Corrector, CorrectorError,
+    STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, STATUS_UNFAITHFUL, CorrectionResult, Corrector, CorrectorError,
     SampleOutcome, apply_policy, check_domain,
 )
 from sccl.motion.clip import Motion
@@ -63,6 +64,9 @@ class PhysicsSettings(SimConfig):
     ground_align: str = "percentile"  #: "percentile" | "min" | "none"
     ground_percentile: float = 10.0  #: percentile of the per-frame lowest point put on y = 0
     max_residual_g: float = math.inf  #: residual (m·g) above which a tracked clip is rejected
+    #: |root_height_bias_mm| above which a tracked clip is rejected as "unfaithful" (default off;
+    #: real Bandai windows lose ~21 mm at the default settings, the bundled clips 14–110 mm)
+    max_root_height_bias_mm: float = math.inf
 
     def sim_config(self) -> SimConfig:
         """The simulator's part of these settings."""
@@ -105,6 +109,10 @@ class PhysicsCorrector(Corrector):
         self.max_residual_g = settings.max_residual_g
         if not self.max_residual_g >= 0.0:
             raise CorrectorError(f"corrector physics: max_residual_g={self.max_residual_g}, expected >= 0 (m·g)")
+        self.max_root_height_bias_mm = settings.max_root_height_bias_mm
+        if not self.max_root_height_bias_mm >= 0.0:
+            raise CorrectorError(f"corrector physics: max_root_height_bias_mm={self.max_root_height_bias_mm}, "
+                                 "expected >= 0 (mm)")
         self._sim: HumanoidSim | None = None
 
     # The PyBullet client is created lazily and never pickled: each worker makes its own.
@@ -171,6 +179,10 @@ class PhysicsCorrector(Corrector):
                 log.info("physics corrector: %s needed residual %.3f m·g > max_residual_g %.3f",
                          motion.name or "clip", diag["residual_g"], self.max_residual_g)
                 return SampleOutcome(STATUS_RESIDUAL, diagnostics=diag)
+            if not abs(diag["root_height_bias_mm"]) <= self.max_root_height_bias_mm:
+                log.info("physics corrector: %s ended %.1f mm off its root height > max_root_height_bias_mm %.1f",
+                         motion.name or "clip", diag["root_height_bias_mm"], self.max_root_height_bias_mm)
+                return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
             diag["success"] = 1.0
             return SampleOutcome(STATUS_OK, corrected=res.motion, diagnostics=diag)
         except Exception as exc:  # a broken clip must not take down a whole batch

@@ -130,6 +130,21 @@ def test_exploding_state_is_a_counted_nan(physics, walk):
     assert res.diagnostics[0]["success"] == 0.0
 
 
+def test_root_height_threshold_rejects_a_crouch_as_unfaithful(walk):
+    """The default corrector ends walk ~14 mm low: a 1 mm threshold refuses it, 40 mm keeps it."""
+    clip = walk.slice(0, 30)
+    for limit, status in ((1.0, "unfaithful"), (40.0, "ok")):
+        corrector = build_corrector("physics", {"max_root_height_bias_mm": limit})
+        try:
+            res = corrector.correct([clip], seed=0)
+        finally:
+            corrector.close()
+        assert res.status == [status] and res.counts == {status: 1}, (limit, res.diagnostics[0]["root_height_bias_mm"])
+        assert (abs(res.diagnostics[0]["root_height_bias_mm"]) > limit) == (status == "unfaithful")
+    with pytest.raises(CorrectorError, match="max_root_height_bias_mm"):
+        build_corrector("physics", {"max_root_height_bias_mm": -5})
+
+
 def test_residual_threshold_validated():
     with pytest.raises(CorrectorError, match="max_residual_g"):
         build_corrector("physics", {"max_residual_g": -1})
