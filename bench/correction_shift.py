@@ -36,17 +36,17 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-ROOT_HEIGHT = 3  #: feature index of the root height (sccl.motion.features.SLICES["root_height"])
+from sccl.motion.features import SLICES  # noqa: E402 - after the sys.path fix above
+
+ROOT_HEIGHT = SLICES["root_height"].start  #: feature index of the root height
 
 
 def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected: np.ndarray | None,
             kept: np.ndarray) -> dict[str, float]:
     """Evaluator FID, recognition and root height of raw vs corrected samples (raw only for an
     uncorrected arm, ``corrected`` None)."""
-    from sccl.metrics.fid import frechet_distance, gaussian_stats
-
-    def fid(x: np.ndarray) -> float:
-        return round(float(frechet_distance(*gaussian_stats(evaluator.embed(x)), reference.emb.mu, reference.emb.cov)), 2)
+    def fid(x: np.ndarray) -> float:  # the loop's quality/fid: the held-out reference's space
+        return round(float(reference.emb.fid(evaluator.embed(x))), 2)
 
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
         return round(float((evaluator.predict(x) == y).mean()), 4)

@@ -1,8 +1,8 @@
 """How reproducible is an arm's number, and how many seeds does it need? Prints one JSON object.
 
 For every group of arms that differ only by seed, and every metric asked for: each seed's mean
-over a range of generations (the quantity RESULTS.md tables report), the spread of those means
-between seeds, the generation-to-generation noise within a seed, and the number of seeds that
+or median over a range of generations (the quantity RESULTS.md tables report), the spread of those
+summaries between seeds, the generation-to-generation noise within a seed, and the number of seeds that
 would bring the 95 % t-interval's half-width down to ``--rel`` of the mean. A seed's number is a
 draw from that between-seed spread, which is also what a different machine gives (the physics
 arm's low-bit differences across CPUs act like another seed once training amplifies them; see
@@ -47,13 +47,13 @@ def spread(values_per_seed: list[list[float]], rel: float, statistic: str = "mea
     from sccl.metrics.report import mean_ci
     from sccl.metrics.tables import STATISTICS
 
-    means = [float(STATISTICS[statistic](v)) if v else math.nan for v in values_per_seed]
-    finite = [m for m in means if math.isfinite(m)]
+    summaries = [float(STATISTICS[statistic](v)) if v else math.nan for v in values_per_seed]
+    finite = [m for m in summaries if math.isfinite(m)]
     mean, half, n = mean_ci(finite)
     sd = float(np.std(finite, ddof=1)) if n > 1 else math.nan
     within = [float(np.std(v, ddof=1)) for v in values_per_seed if len(v) > 1]
     return {
-        "per_seed": [round(m, 4) for m in means],
+        "per_seed": [round(m, 4) for m in summaries],
         "mean": round(mean, 4),
         "between_seed_sd": round(sd, 4),
         "between_seed_cv": round(sd / abs(mean), 4) if mean else None,
@@ -65,7 +65,7 @@ def spread(values_per_seed: list[list[float]], rel: float, statistic: str = "mea
 
 def main() -> None:
     from sccl.metrics.report import ReportError, _num, group_arms, load_run
-    from sccl.metrics.tables import DEFAULT_KEYS, parse_generations
+    from sccl.metrics.tables import DEFAULT_KEYS, arm_values, parse_generations
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", help="a run directory or a committed report folder (arms/*/metrics.jsonl)")
@@ -98,8 +98,7 @@ def main() -> None:
         members = sorted(members, key=lambda a: _num(a.params.get("seed")))
         out["groups"][gname] = {"seeds": [a.params.get("seed") for a in members], "metrics": {}}
         for key in keys:
-            per_seed = [[v for r in a.history if lo <= _num(r.get("generation")) <= hi
-                         for v in [_num(r.get(key))] if math.isfinite(v)] for a in members]
+            per_seed = [arm_values(a, key, lo, hi) for a in members]
             if any(per_seed):
                 out["groups"][gname]["metrics"][key] = spread(per_seed, args.rel, args.statistic)
     print(json.dumps(out, indent=1))

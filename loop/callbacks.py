@@ -108,19 +108,13 @@ class Timings(LoopCallback):
         self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
 
-class GenerationPhaseSeconds(LoopCallback):
-    """Wall seconds per phase of the current generation, for its record (``time/<phase>_s``):
+class GenerationPhaseSeconds(Timings):
+    """:class:`Timings` of the current generation only, for its record (``time/<phase>_s``):
     the share each phase takes (evaluation against training, correction against sampling) is
     then readable from any run's ``metrics.jsonl``, not only from a live progress display."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
     def on_generation_start(self, g: int) -> None:
         self.seconds = {}
-
-    def on_phase_end(self, g: int, phase: str, seconds: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
 
     def record_fields(self) -> dict[str, float]:
         return {f"time/{phase}_s": round(s, 3) for phase, s in sorted(self.seconds.items())}

@@ -23,8 +23,8 @@ from sccl.loop.store import RunDirError, RunDirLock, atomic_write_bytes, read_js
 from sccl.loop.summary import SweepResult, summary_text
 from sccl.loop.tasks import build_task, task_class
 from sccl.loop.tracking import Tracker, default_tracking_uri
-from sccl.metrics.report import REFERENCE_FILE
 from sccl.loop.validation import RESUME_OVERRIDABLE, check_resume_overrides, config_fingerprint, validate_arms
+from sccl.metrics.report import REFERENCE_FILE
 
 log = logging.getLogger(__name__)
 

@@ -50,11 +50,15 @@ def parse_generations(text: str) -> tuple[int, int]:
 STATISTICS = {"mean": np.mean, "median": np.median}
 
 
-def arm_mean(arm: Arm, key: str, lo: int, hi: int, statistic: str = "mean") -> float:
-    """``statistic`` (mean or median) of ``key`` over the arm's finite values in generations
-    ``lo..hi`` (NaN if none)."""
+def arm_values(arm: Arm, key: str, lo: int, hi: int) -> list[float]:
+    """The arm's finite values of ``key`` in generations ``lo..hi``, in generation order."""
     vals = [_num(r.get(key)) for r in arm.history if lo <= _num(r.get("generation")) <= hi]
-    vals = [v for v in vals if math.isfinite(v)]
+    return [v for v in vals if math.isfinite(v)]
+
+
+def arm_statistic(arm: Arm, key: str, lo: int, hi: int, statistic: str = "mean") -> float:
+    """``statistic`` (mean or median) of :func:`arm_values` (NaN if there are none)."""
+    vals = arm_values(arm, key, lo, hi)
     return float(STATISTICS[statistic](vals)) if vals else math.nan
 
 
@@ -105,7 +109,7 @@ def markdown_table(arms: list[Arm], keys: list[str], lo: int, hi: int,
         mixed = len(set().union(*(a.evaluators for a in members))) > 1
         cells = []
         for key in keys:
-            values = [arm_mean(a, key, lo, hi, statistic) for a in members]
+            values = [arm_statistic(a, key, lo, hi, statistic) for a in members]
             per_seed = " / ".join(_fmt(v) for v in values)
             if all(math.isnan(v) for v in values):
                 cells.append("—")
