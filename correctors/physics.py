@@ -16,8 +16,11 @@ consistency. ``max_residual_g`` turns that into acceptance: a clip tracked witho
 but needing more residual than this gets status ``residual`` (default: no threshold, because
 no setting keeps the bundled clips below a useful one; see docs/PHYSICS.md for the calibration).
 ``root_height_bias_mm`` (signed: output − reference root height) shows a systematic crouch or
-sag that the unsigned tracking errors hide; the loop inherits it. ``max_root_height_bias_mm``
-turns it into acceptance (status ``unfaithful``; default off).
+sag that the unsigned tracking errors hide; the loop inherits it. Part of it is legitimate: a
+reference that floats is put on the ground. ``crouch_mm`` (reference − output height of the root
+above the body's lowest point) is the part physics does not demand: the body compressing under
+its load, independent of where the clip stands. ``max_root_height_bias_mm`` and ``max_crouch_mm``
+turn them into acceptance (status ``unfaithful``; both default off).
 
 Settings (:class:`PhysicsSettings`, parsed from the config dict): every
 :class:`simulators.SimConfig` field (``physics_hz``, ``assist_cap_g`` ...), plus
@@ -34,12 +37,15 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from sccl.correctors.base import (
     STATUS_ERROR, STATUS_FALL, STATUS_NAN, STATUS_OK, STATUS_RESIDUAL, STATUS_UNFAITHFUL, CorrectionResult, Corrector, CorrectorError,
     SampleOutcome, apply_policy, check_domain,
 )
 from sccl.motion.clip import Motion
 from sccl.motion.errors import UserError
+from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 from sccl.motion.typedconfig import field_names
 from sccl.simulators.humanoid import HumanoidSim, SimConfig
 from sccl.simulators.plausibility import flight_metrics, physics_metrics
@@ -67,6 +73,8 @@ class PhysicsSettings(SimConfig):
     #: |root_height_bias_mm| above which a tracked clip is rejected as "unfaithful" (default off;
     #: real Bandai windows lose ~21 mm at the default settings, the bundled clips 14–110 mm)
     max_root_height_bias_mm: float = math.inf
+    #: |crouch_mm| above which a tracked clip is rejected as "unfaithful" (default off)
+    max_crouch_mm: float = math.inf
 
     def sim_config(self) -> SimConfig:
         """The simulator's part of these settings."""
@@ -81,6 +89,22 @@ def root_height_bias_mm(reference: Motion, output: Motion) -> float:
     and hide it; this is signed so that a bias shows as a mean far from 0 over a batch."""
     n = min(reference.num_frames, output.num_frames)
     return float((output.root_pos[:n, 1] - reference.root_pos[:n, 1]).mean() * 1000.0)
+
+
+def crouch_mm(reference: Motion, output: Motion) -> float:
+    """Mean loss of the root's height above the body's own lowest point, reference − output, in mm.
+
+    Posture only: it does not change when a whole clip moves up or down, so a floating
+    reference that physics puts on the ground scores 0 here while its root-height bias is
+    negative. Positive means the simulated body is compressed (knees and hips more bent than
+    asked), a change no contact demands and the loop would inherit."""
+    n = min(reference.num_frames, output.num_frames)
+
+    def root_clearance(motion: Motion) -> np.ndarray:
+        lowest = body_lowest_points(forward_kinematics(motion)).min(axis=-1)
+        return motion.root_pos[:n, 1] - lowest[:n]
+
+    return float((root_clearance(reference) - root_clearance(output)).mean() * 1000.0)
 
 
 class PhysicsCorrector(Corrector):
@@ -113,6 +137,9 @@ class PhysicsCorrector(Corrector):
         if not self.max_root_height_bias_mm >= 0.0:
             raise CorrectorError(f"corrector physics: max_root_height_bias_mm={self.max_root_height_bias_mm}, "
                                  "expected >= 0 (mm)")
+        self.max_crouch_mm = settings.max_crouch_mm
+        if not self.max_crouch_mm >= 0.0:
+            raise CorrectorError(f"corrector physics: max_crouch_mm={self.max_crouch_mm}, expected >= 0 (mm)")
         self._sim: HumanoidSim | None = None
 
     # The PyBullet client is created lazily and never pickled: each worker makes its own.
@@ -138,7 +165,7 @@ class PhysicsCorrector(Corrector):
             "success": 0.0, "fall_time_s": math.nan, "tracking_error_mm": math.nan, "root_relative_error_mm": math.nan,
             "assist_fraction_g": math.nan, "penetrate_before_mm": math.nan, "penetrate_after_mm": math.nan,
             "phys_err_before_mm": math.nan, "phys_err_after_mm": math.nan, "ground_shift_mm": math.nan,
-            "root_height_bias_mm": math.nan,
+            "root_height_bias_mm": math.nan, "crouch_mm": math.nan,
             "sim_seconds": 0.0, "wall_seconds": 0.0, "step_seconds": 0.0,
             "airborne_share_before": math.nan, "airborne_share_after": math.nan,
             "flight_unexplained_g_after": math.nan,
@@ -165,6 +192,7 @@ class PhysicsCorrector(Corrector):
             diag["tracking_error_mm"] = res.tracking_error_mm
             diag["root_relative_error_mm"] = res.root_relative_error_mm
             diag["root_height_bias_mm"] = root_height_bias_mm(aligned, res.motion)
+            diag["crouch_mm"] = crouch_mm(aligned, res.motion)
             after = physics_metrics(res.motion)
             diag["penetrate_after_mm"] = after["penetrate_mm"]
             diag["phys_err_after_mm"] = after["phys_err_mm"]
@@ -182,6 +210,10 @@ class PhysicsCorrector(Corrector):
             if not abs(diag["root_height_bias_mm"]) <= self.max_root_height_bias_mm:
                 log.info("physics corrector: %s ended %.1f mm off its root height > max_root_height_bias_mm %.1f",
                          motion.name or "clip", diag["root_height_bias_mm"], self.max_root_height_bias_mm)
+                return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
+            if not abs(diag["crouch_mm"]) <= self.max_crouch_mm:
+                log.info("physics corrector: %s ended with its root %.1f mm closer to its feet > max_crouch_mm %.1f",
+                         motion.name or "clip", diag["crouch_mm"], self.max_crouch_mm)
                 return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
             diag["success"] = 1.0
             return SampleOutcome(STATUS_OK, corrected=res.motion, diagnostics=diag)

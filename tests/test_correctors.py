@@ -12,6 +12,7 @@ from sccl.correctors import (
     summarize,
 )
 from sccl.correctors.base import count_status
+from sccl.correctors.physics import crouch_mm, root_height_bias_mm
 from sccl.loop.cli import main as cli_main
 from sccl.motion import quaternion as quat
 from sccl.motion.deepmimic import bundled_motion_dir, read_clip, write_clip
@@ -143,6 +144,30 @@ def test_root_height_threshold_rejects_a_crouch_as_unfaithful(walk):
         assert (abs(res.diagnostics[0]["root_height_bias_mm"]) > limit) == (status == "unfaithful")
     with pytest.raises(CorrectorError, match="max_root_height_bias_mm"):
         build_corrector("physics", {"max_root_height_bias_mm": -5})
+
+
+def test_crouch_is_posture_only_where_root_height_bias_also_counts_grounding(walk):
+    """Lifting a whole clip 10 cm changes its root height by 100 mm and its crouch by nothing:
+    crouch measures the root's height above the body's own lowest point."""
+    clip = walk.slice(0, 30)
+    lifted = clip.replace(root_pos=clip.root_pos + np.array([0.0, 0.1, 0.0]))
+    assert root_height_bias_mm(clip, lifted) == pytest.approx(100.0)
+    assert crouch_mm(clip, lifted) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_crouch_threshold_rejects_a_compressed_body_as_unfaithful(walk):
+    """The default corrector bends walk's legs by a few mm: a 0.5 mm limit refuses it, 40 mm keeps it."""
+    clip = walk.slice(0, 30)
+    for limit, status in ((0.5, "unfaithful"), (40.0, "ok")):
+        corrector = build_corrector("physics", {"max_crouch_mm": limit})
+        try:
+            res = corrector.correct([clip], seed=0)
+        finally:
+            corrector.close()
+        crouch = res.diagnostics[0]["crouch_mm"]
+        assert res.status == [status] and (abs(crouch) > limit) == (status == "unfaithful"), (limit, crouch)
+    with pytest.raises(CorrectorError, match="max_crouch_mm"):
+        build_corrector("physics", {"max_crouch_mm": -1})
 
 
 def test_residual_threshold_validated():
