@@ -51,7 +51,7 @@ MODES: dict[str, dict] = {
 DEFAULT_MODES = ("legacy", "legacy_no_flight", "contact")
 #: The clips the issue's targets name.
 TARGET_CLIPS = ("walk", "run", "jump", "kick", "punch", "spin", "dance_a", "dance_b")
-KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "root_height_bias_mm",
+KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm", "root_height_bias_mm", "crouch_mm",
         "assist_fraction_g", "assist_g",
         "residual_g", "residual_force_g", "residual_torque_g", "residual_flight_share", "contact_violation_share",
         "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
@@ -135,6 +135,7 @@ def summarize(rows: dict, labels: list[str]) -> dict:
         "mean_residual_flight_share_all": _mean(r["residual_flight_share"] for r in sel.values()),
         "mean_root_relative_error_mm_kept": _mean(r["root_relative_error_mm"] for r in ok.values()),
         "mean_root_height_bias_mm_kept": _mean(r["root_height_bias_mm"] for r in ok.values()),
+        "mean_crouch_mm_kept": _mean(r["crouch_mm"] for r in ok.values()),
         "mean_penetrate_after_mm_kept": _mean(r["penetrate_after_mm"] for r in ok.values()),
     }
 
