@@ -16,7 +16,10 @@ arm's corrector and reports each diagnostic's quantiles and the share of samples
 have. Real windows need no correction, so their distribution is what a threshold must let through.
 
     python bench/fidelity.py runs/bandai_collapse --arm self_correcting_l1_seed=0 \\
-        --generations 1,10 --real 128 [--limits 20,30,40,50]
+        --generations 1,10 --real 128 [--limits 20,30,40,50] [--set gain_scale=4 ...]
+
+``--set key=value`` overrides the arm's corrector settings (as ``sccl correct --set``): what
+another corrector setting would have done to the same samples.
 
 Needs the run directory (``synthetic.npz`` files) and the run's data at its ``data.path``.
 """
@@ -58,6 +61,7 @@ def summarise(diagnostics: list[dict], kept: int, limits: list[float]) -> dict:
 def main() -> None:
     from sccl.correctors.registry import build_corrector
     from sccl.loop.arm import evaluator_cache_dir
+    from sccl.loop.commands.correct import parse_settings
     from sccl.loop.config import config_from_dict
     from sccl.loop.kernel import corrector_config
     from sccl.loop.realdata import load_real_data
@@ -70,6 +74,8 @@ def main() -> None:
     ap.add_argument("--generations", default="", help="comma-separated generations whose raw samples to correct")
     ap.add_argument("--real", type=int, default=128, help="real training windows to correct (0: none)")
     ap.add_argument("--limits", default="20,30,40,50", help="comma-separated thresholds (mm) to report pass shares at")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a corrector setting (repeatable)")
     args = ap.parse_args()
     arm_dir = Path(args.run_dir) / "arms" / args.arm
     if not (arm_dir / "arm.json").is_file():
@@ -82,7 +88,9 @@ def main() -> None:
     limits = [float(v) for v in args.limits.split(",") if v]
     real = load_real_data(cfg.data, cfg.seed)
     task = build_task(cfg, evaluator_cache_dir(cfg))
-    corrector = build_corrector(cfg.corrector.name, corrector_config(cfg, real))
+    overrides = parse_settings(args.settings)
+    settings = corrector_config(cfg, real) | overrides
+    corrector = build_corrector(cfg.corrector.name, settings)
     batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if args.real:
         train = real.dataset.train
@@ -96,7 +104,7 @@ def main() -> None:
         d = read_npz(path)
         batches[f"generation_{g}_raw"] = (d["raw"], d["raw_labels"])
     out: dict = {"run": Path(args.run_dir).resolve().name, "arm": args.arm,
-                 "corrector": {"name": cfg.corrector.name, "params": cfg.corrector.params}, "batches": {}}
+                 "corrector": {"name": cfg.corrector.name, "params": cfg.corrector.params, "overrides": overrides}, "batches": {}}
     for name, (x, y) in batches.items():
         t0 = time.perf_counter()
         result = corrector.correct(task.to_corrector(x, y, 0, "motion"), seed=0)

@@ -170,6 +170,30 @@ def test_crouch_threshold_rejects_a_compressed_body_as_unfaithful(walk):
         build_corrector("physics", {"max_crouch_mm": -1})
 
 
+def test_fidelity_bench_summarises_and_refuses_a_missing_arm(tmp_path, capsys, monkeypatch):
+    """bench/fidelity.py: quantiles and pass shares over the tracked samples (NaN = not tracked);
+    an arm that is not in the run is a clear error, exit 2."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "fidelity.py"
+    spec = importlib.util.spec_from_file_location("fidelity", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    diags = [{"crouch_mm": v, "root_height_bias_mm": -v} for v in (5.0, 10.0, 25.0, 45.0)]
+    diags.append({"crouch_mm": float("nan"), "root_height_bias_mm": float("nan")})  # a clip that blew up
+    row = mod.summarise(diags, kept=3, limits=[20.0, 30.0])
+    assert row["n"] == 5 and row["kept"] == 3
+    assert row["crouch_mm"]["tracked"] == 4 and row["crouch_mm"]["share_within"] == {"20": 0.5, "30": 0.75}
+    assert row["root_height_bias_mm"]["share_within"] == {"20": 0.5, "30": 0.75}  # |signed| against the limit
+    assert row["crouch_mm"]["quantiles_5_25_50_75_95"][2] == pytest.approx(17.5)
+    monkeypatch.setattr(sys, "argv", ["fidelity.py", str(tmp_path), "--arm", "nope"])
+    with pytest.raises(SystemExit) as exc:
+        mod.main()
+    assert exc.value.code == 2 and "nope" in capsys.readouterr().err
+
+
 def test_residual_threshold_validated():
     with pytest.raises(CorrectorError, match="max_residual_g"):
         build_corrector("physics", {"max_residual_g": -1})
