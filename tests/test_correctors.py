@@ -131,19 +131,26 @@ def test_exploding_state_is_a_counted_nan(physics, walk):
     assert res.diagnostics[0]["success"] == 0.0
 
 
-def test_root_height_threshold_rejects_a_crouch_as_unfaithful(walk):
-    """The default corrector ends walk ~14 mm low: a 1 mm threshold refuses it, 40 mm keeps it."""
-    clip = walk.slice(0, 30)
-    for limit, status in ((1.0, "unfaithful"), (40.0, "ok")):
-        corrector = build_corrector("physics", {"max_root_height_bias_mm": limit})
+def _check_fidelity_threshold(clip, setting: str, diagnostic: str, limits: tuple) -> None:
+    """Each (limit, status): the clip corrected under ``setting=limit`` ends with that status,
+    and "unfaithful" exactly when |diagnostic| exceeds the limit; a negative limit is refused."""
+    for limit, status in limits:
+        corrector = build_corrector("physics", {setting: limit})
         try:
             res = corrector.correct([clip], seed=0)
         finally:
             corrector.close()
-        assert res.status == [status] and res.counts == {status: 1}, (limit, res.diagnostics[0]["root_height_bias_mm"])
-        assert (abs(res.diagnostics[0]["root_height_bias_mm"]) > limit) == (status == "unfaithful")
-    with pytest.raises(CorrectorError, match="max_root_height_bias_mm"):
-        build_corrector("physics", {"max_root_height_bias_mm": -5})
+        value = res.diagnostics[0][diagnostic]
+        assert res.status == [status] and res.counts == {status: 1}, (limit, value)
+        assert (abs(value) > limit) == (status == "unfaithful"), (limit, value)
+    with pytest.raises(CorrectorError, match=setting):
+        build_corrector("physics", {setting: -5})
+
+
+def test_root_height_threshold_rejects_a_crouch_as_unfaithful(walk):
+    """The default corrector ends walk ~14 mm low: a 1 mm threshold refuses it, 40 mm keeps it."""
+    _check_fidelity_threshold(walk.slice(0, 30), "max_root_height_bias_mm", "root_height_bias_mm",
+                              ((1.0, "unfaithful"), (40.0, "ok")))
 
 
 def test_crouch_is_posture_only_where_root_height_bias_also_counts_grounding(walk):
@@ -157,17 +164,7 @@ def test_crouch_is_posture_only_where_root_height_bias_also_counts_grounding(wal
 
 def test_crouch_threshold_rejects_a_compressed_body_as_unfaithful(walk):
     """The default corrector bends walk's legs by a few mm: a 0.5 mm limit refuses it, 40 mm keeps it."""
-    clip = walk.slice(0, 30)
-    for limit, status in ((0.5, "unfaithful"), (40.0, "ok")):
-        corrector = build_corrector("physics", {"max_crouch_mm": limit})
-        try:
-            res = corrector.correct([clip], seed=0)
-        finally:
-            corrector.close()
-        crouch = res.diagnostics[0]["crouch_mm"]
-        assert res.status == [status] and (abs(crouch) > limit) == (status == "unfaithful"), (limit, crouch)
-    with pytest.raises(CorrectorError, match="max_crouch_mm"):
-        build_corrector("physics", {"max_crouch_mm": -1})
+    _check_fidelity_threshold(walk.slice(0, 30), "max_crouch_mm", "crouch_mm", ((0.5, "unfaithful"), (40.0, "ok")))
 
 
 def test_fidelity_bench_summarises_and_refuses_a_missing_arm(tmp_path, capsys, monkeypatch):
