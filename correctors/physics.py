@@ -59,6 +59,9 @@ HONESTY_KEYS = ("assist_g", "residual_g", "residual_force_g", "residual_torque_g
                 # the torque-controlled "wbc" mode only
                 "wbc_planned_torque_ratio", "wbc_solve_failures")
 GROUND_MODES = ("percentile", "min", "none")
+#: Fidelity criteria: (signed per-sample diagnostic in mm, the setting that bounds its magnitude).
+#: A clip tracked without a fall but beyond one of them is "unfaithful".
+FIDELITY_LIMITS = (("root_height_bias_mm", "max_root_height_bias_mm"), ("crouch_mm", "max_crouch_mm"))
 _SIM_KEYS = field_names(SimConfig)
 
 
@@ -134,13 +137,10 @@ class PhysicsCorrector(Corrector):
         self.max_residual_g = settings.max_residual_g
         if not self.max_residual_g >= 0.0:
             raise CorrectorError(f"corrector physics: max_residual_g={self.max_residual_g}, expected >= 0 (m·g)")
-        self.max_root_height_bias_mm = settings.max_root_height_bias_mm
-        if not self.max_root_height_bias_mm >= 0.0:
-            raise CorrectorError(f"corrector physics: max_root_height_bias_mm={self.max_root_height_bias_mm}, "
-                                 "expected >= 0 (mm)")
-        self.max_crouch_mm = settings.max_crouch_mm
-        if not self.max_crouch_mm >= 0.0:
-            raise CorrectorError(f"corrector physics: max_crouch_mm={self.max_crouch_mm}, expected >= 0 (mm)")
+        self.fidelity_limits = {key: getattr(settings, setting) for key, setting in FIDELITY_LIMITS}
+        for key, setting in FIDELITY_LIMITS:
+            if not self.fidelity_limits[key] >= 0.0:
+                raise CorrectorError(f"corrector physics: {setting}={self.fidelity_limits[key]}, expected >= 0 (mm)")
         self._sim: HumanoidSim | None = None
 
     # The PyBullet client is created lazily and never pickled: each worker makes its own.
@@ -208,14 +208,11 @@ class PhysicsCorrector(Corrector):
                 log.info("physics corrector: %s needed residual %.3f m·g > max_residual_g %.3f",
                          motion.name or "clip", diag["residual_g"], self.max_residual_g)
                 return SampleOutcome(STATUS_RESIDUAL, diagnostics=diag)
-            if not abs(diag["root_height_bias_mm"]) <= self.max_root_height_bias_mm:
-                log.info("physics corrector: %s ended %.1f mm off its root height > max_root_height_bias_mm %.1f",
-                         motion.name or "clip", diag["root_height_bias_mm"], self.max_root_height_bias_mm)
-                return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
-            if not abs(diag["crouch_mm"]) <= self.max_crouch_mm:
-                log.info("physics corrector: %s crouch_mm %.1f, beyond max_crouch_mm %.1f",
-                         motion.name or "clip", diag["crouch_mm"], self.max_crouch_mm)
-                return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
+            for key, setting in FIDELITY_LIMITS:
+                if not abs(diag[key]) <= self.fidelity_limits[key]:
+                    log.info("physics corrector: %s %s %.1f mm, beyond %s %.1f",
+                             motion.name or "clip", key, diag[key], setting, self.fidelity_limits[key])
+                    return SampleOutcome(STATUS_UNFAITHFUL, diagnostics=diag)
             diag["success"] = 1.0
             return SampleOutcome(STATUS_OK, corrected=res.motion, diagnostics=diag)
         except Exception as exc:  # a broken clip must not take down a whole batch
