@@ -28,3 +28,15 @@ def test_every_command_has_a_cmd_handler_in_sccl_loop_commands():
         assert func is not None, name
         assert func.__name__ == f"cmd_{name}", f"sccl {name.replace('_', ' ')}: handler {func.__name__}"
         assert func.__module__.startswith("sccl.loop.commands."), func.__module__
+
+
+def test_correct_table_columns_stay_aligned_for_long_statuses():
+    """A status wider than its header ("unfaithful") widens the column instead of pushing the
+    numbers of that row out of line."""
+    from sccl.loop.commands.correct import diagnostics_table
+
+    diagnostics = [{"crouch_mm": 7.0}, {"crouch_mm": 41.0}]
+    rows = [{"clip": "a", "status": "ok", **diagnostics[0]}, {"clip": "b", "status": "unfaithful", **diagnostics[1]}]
+    lines = diagnostics_table(rows, diagnostics, None).splitlines()
+    assert len({len(line) for line in lines}) == 1, lines
+    assert lines[0].index("crouch_mm") + len("crouch_mm") == lines[2].index("41") + 2

@@ -63,10 +63,11 @@ def diagnostics_table(rows: list[dict], diagnostics: list[dict], columns: str | 
     else:
         keys = reported
     width = max([36, *(len(r["clip"]) for r in rows)])
-    lines = [f"{'clip':{width}s} {'status':8s} " + " ".join(f"{k:>{max(9, len(k))}s}" for k in keys)]
+    status_width = max([8, *(len(r["status"]) for r in rows)])  # "unfaithful" is wider than the header
+    lines = [f"{'clip':{width}s} {'status':{status_width}s} " + " ".join(f"{k:>{max(9, len(k))}s}" for k in keys)]
     for r in rows:
         cells = " ".join(f"{_cell(r.get(k)):>{max(9, len(k))}s}" for k in keys)
-        lines.append(f"{r['clip']:{width}s} {r['status']:8s} {cells}")
+        lines.append(f"{r['clip']:{width}s} {r['status']:{status_width}s} {cells}")
     return "\n".join(lines)
 
 
