@@ -1,17 +1,26 @@
 """What a run needs recorded to explain its numbers on another machine: library versions, the
-CPU (model, SIMD flags, the kernel set torch dispatches to) and thread counts.
+CPU (model, SIMD flags, the kernel set torch dispatches to), thread counts, and fingerprints of
+the math itself.
 
 Floating-point results of the same seed can differ between machines through runtime-dispatched
 kernels (torch picks AVX2 or AVX-512 code at run time; MKL and OpenBLAS pick their own), through
 the number of threads a reduction is split over, and through library versions. None of these is
 in the config, so the driver logs them as run params (``env.*``); two runs that disagree can then
 be told apart by their params before anyone suspects the code.
+
+Flags and versions say what *could* differ; the fingerprints (``env.libm_sha``,
+``env.numpy_math_sha``, ``env.torch_math_sha``) say what *does*: each hashes the bits of a fixed
+computation through one library's math, so two machines with equal fingerprints compute those
+functions bit for bit alike. glibc's libm picks FMA/AVX2 code paths at load time, and the physics
+corrector's outputs change with it (docs/RESULTS.md §3b), so ``env.libm_sha`` is the first param
+to compare when a physics arm disagrees between machines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import platform
 import sys
@@ -25,9 +34,11 @@ LIBRARIES = ("torch", "numpy", "scipy", "pybullet", "safetensors", "ray", "mlflo
 #: CPU flags that select different math kernels (runtime dispatch in torch, MKL, OpenBLAS, libm).
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "neon", "asimd", "sve")
-#: Environment variables that set thread pools or force a kernel set.
+#: Environment variables that set thread pools or force a kernel set (torch, MKL, OpenBLAS,
+#: numpy's SIMD dispatch, glibc's hardware-capability dispatch of libm).
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-              "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE")
+              "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE",
+              "NPY_DISABLE_CPU_FEATURES", "GLIBC_TUNABLES")
 
 
 def cpu_info() -> dict[str, str]:
@@ -78,8 +89,40 @@ def thread_info() -> dict[str, str]:
     return out
 
 
+def _sha(*arrays: Any) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.tobytes())
+    return h.hexdigest()[:12]
+
+
+def math_fingerprints() -> dict[str, str]:
+    """Hashes of fixed computations through libm (Python's ``math``), numpy's ufuncs and torch:
+    equal on two machines exactly when those functions return the same bits there (a few ms)."""
+    import numpy as np
+
+    out: dict[str, str] = {}
+    # 10 001 points: fewer (2 001) missed glibc's FMA/AVX2 variants in numpy's float64 sin
+    t = np.linspace(-20.0, 20.0, 10_001)
+    out["env.libm_sha"] = _sha(np.array([math.sin(v) + math.cos(v) + math.exp(v / 9) + math.log1p(abs(v))
+                                         + math.atan2(v, 0.3) + math.pow(abs(v), 0.37) for v in t[::5].tolist()]))
+    out["env.numpy_math_sha"] = _sha(np.sin(t), np.cos(t), np.exp(t / 9), np.arctan2(t, 0.3),
+                                     np.arccos(np.clip(t / 20, -1, 1)), np.log1p(np.abs(t)))
+    try:
+        import torch
+
+        a = torch.linspace(-3.0, 3.0, 64 * 96).reshape(64, 96)
+        out["env.torch_math_sha"] = _sha((a @ a.T).numpy(), torch.sin(a).numpy(), torch.exp(a).numpy(),
+                                         torch.nn.functional.gelu(a).numpy(), a.sum(0).numpy())
+    except Exception as exc:  # noqa: BLE001 - provenance is best effort, never fatal
+        log.debug("torch fingerprint unavailable: %s", exc)
+    return out
+
+
 def library_versions() -> dict[str, str]:
-    out = {"env.python": sys.version.split()[0], "env.platform": platform.platform()}
+    libc, libc_version = platform.libc_ver()
+    out = {"env.python": sys.version.split()[0], "env.platform": platform.platform(),
+           "env.libc": f"{libc} {libc_version}".strip() or "unknown"}
     for name in LIBRARIES:
         try:
             out[f"env.{name}"] = metadata.version(name)
@@ -89,8 +132,9 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, str]:
-    """All ``env.*`` params: library versions, CPU, thread pools (strings, ready for MLflow)."""
-    return {**library_versions(), **cpu_info(), **thread_info()}
+    """All ``env.*`` params: library versions, CPU, thread pools, math fingerprints (strings,
+    ready for MLflow)."""
+    return {**library_versions(), **cpu_info(), **thread_info(), **math_fingerprints()}
 
 
 def format_provenance(params: dict[str, Any] | None = None) -> str:

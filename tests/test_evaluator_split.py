@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -85,6 +88,28 @@ def test_provenance_records_versions_cpu_and_threads():
     assert all(isinstance(k, str) and k.startswith("env.") and isinstance(v, str) for k, v in p.items())
     assert p["env.torch"] == torch.__version__ and p["env.torch_threads"] == str(torch.get_num_threads())
     assert p["env.pybullet"] != "absent" and p["env.cpu_simd"] and p["env.torch_cpu_capability"]
+    assert all(len(p[k]) == 12 for k in ("env.libm_sha", "env.numpy_math_sha", "env.torch_math_sha"))
+
+
+def test_libm_fingerprint_sees_glibcs_cpu_dispatch():
+    """The fingerprint that explains a physics arm's machine dependence must change when glibc's
+    libm loses its FMA/AVX2 variants (as on a CPU without them), and only then."""
+    from sccl.loop.provenance import cpu_info
+
+    if not {"fma", "avx2"} <= set(cpu_info()["env.cpu_simd"].split(",")):
+        pytest.skip("this CPU has no FMA/AVX2 variants to turn off")
+    code = "from sccl.loop.provenance import math_fingerprints as m; print(m()['env.libm_sha'], m()['env.torch_math_sha'])"
+
+    def fingerprints(**env: str) -> list[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.split()
+
+    default, again = fingerprints(), fingerprints()
+    no_fma = fingerprints(GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F,-AVX512VL,-AVX512BW")
+    assert default == again
+    assert no_fma[0] != default[0] and no_fma[1] == default[1]  # libm changed, torch's own math did not
 
 
 def test_knn_radii_in_blocks_equal_the_full_matrix():

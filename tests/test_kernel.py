@@ -123,6 +123,13 @@ def test_resumed_accumulate_arm_refills_its_history_from_the_archives(tmp_path):
     whole = read_jsonl(tmp_path / "whole" / "arms" / "arm" / "metrics.jsonl")
     resumed = read_jsonl(tmp_path / "crashed" / "arms" / "arm" / "metrics.jsonl")
     assert [r["toy/w2"] for r in resumed] == [r["toy/w2"] for r in whole]
+    # each start and the resume say where they ran, and the first record of each delivers that file
+    where = read_jsonl(tmp_path / "crashed" / "arms" / "arm" / "provenance.jsonl")
+    assert [s["from_generation"] for s in where] == [0, 3]
+    assert all(s["host"] and s["env.libm_sha"] == where[0]["env.libm_sha"] for s in where)
+    delivered = [r["generation"] for r in resumed
+                 if any(a[0].endswith("provenance.jsonl") for a in r["artifacts"])]
+    assert delivered == [0, 3]
 
 
 def test_fault_injection_is_a_callback_only_tests_turn_on(monkeypatch):
