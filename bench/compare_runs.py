@@ -30,17 +30,27 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 HEADLINE = ("quality/fid", "quality/fid_k", "quality/recognition_acc", "physics/phys_err_mm",
             "correction/acceptance_rate")
-#: record fields that measure the machine, not the result
+#: record fields that measure the machine (wall-clock seconds), not the result
 IGNORED_PREFIXES = ("time/", "timing/", "artifacts")
+IGNORED_SUFFIXES = ("_step_seconds", "_wall_seconds")
 
 
-def _records(run: Path, arm: str) -> dict[int, dict]:
-    path = run / "arms" / arm / "metrics.jsonl"
-    return {r["generation"]: r for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())}
+def _same(a: object, b: object) -> bool:
+    """Equal values, NaN equal to NaN (a diagnostic a mode does not produce is NaN in both)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
 
 
-def _arms(run: Path) -> list[str]:
-    return sorted(p.parent.name for p in (run / "arms").glob("*/metrics.jsonl"))
+def _records(run: Path) -> dict[str, dict[int, dict]]:
+    """Every arm's records by generation (read as ``sccl report`` reads them)."""
+    from sccl.metrics.report import ReportError, load_run
+
+    try:
+        arms = load_run(run)
+    except ReportError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return {a.name: {int(r["generation"]): r for r in a.history} for a in arms if a.history}
 
 
 def _relative(a: float, b: float) -> float:
@@ -70,17 +80,19 @@ def _archive_diff(a: Path, b: Path) -> dict | None:
 
 
 def compare(run_a: Path, run_b: Path) -> dict:
-    arms = sorted(set(_arms(run_a)) & set(_arms(run_b)))
+    records_a, records_b = _records(run_a), _records(run_b)
+    arms = sorted(set(records_a) & set(records_b))
     if not arms:
         raise SystemExit(f"error: {run_a} and {run_b} share no arm with a metrics.jsonl")
     out: dict = {"a": str(run_a), "b": str(run_b), "arms": {}}
     for arm in arms:
-        ra, rb = _records(run_a, arm), _records(run_b, arm)
+        ra, rb = records_a[arm], records_b[arm]
         rows = []
         for g in sorted(set(ra) & set(rb)):
             x, y = ra[g], rb[g]
-            keys = sorted(k for k in set(x) & set(y) if not k.startswith(IGNORED_PREFIXES) and k != "generation")
-            differing = [k for k in keys if x[k] != y[k]]
+            keys = sorted(k for k in set(x) & set(y) if not k.startswith(IGNORED_PREFIXES)
+                          and not k.endswith(IGNORED_SUFFIXES) and k != "generation")
+            differing = [k for k in keys if not _same(x[k], y[k])]
             row = {"generation": g, "records_identical": not differing, "fields_differing": len(differing)}
             for k in HEADLINE:
                 if k in x and k in y:
@@ -128,9 +140,6 @@ def main() -> None:
     ap.add_argument("--names", nargs=2, default=("a", "b"), help="labels of the two runs in the table")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = ap.parse_args()
-    for run in (args.run_a, args.run_b):
-        if not (run / "arms").is_dir():
-            raise SystemExit(f"error: {run} is not a run directory or report folder (no arms/ inside)")
     result = compare(args.run_a, args.run_b)
     print(markdown(result, tuple(args.names)) if args.markdown else json.dumps(result, indent=1))
 

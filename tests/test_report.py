@@ -22,6 +22,18 @@ def _write_arm(run, name, group, seed, fids, extra=None):
     (d / "metrics.jsonl").write_text(text)
 
 
+def _bench(name: str):
+    """A script of bench/ as a module (bench/ is not a package)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     run = tmp_path / "run"
@@ -149,14 +161,9 @@ def test_markdown_table_refuses_mixed_evaluators_and_bad_ranges(run_dir, capsys)
 
 def test_seed_spread_bench_sizes_the_seed_count(run_dir, capsys, monkeypatch):
     """bench/seed_spread.py: per-seed window means, their spread, and the seeds a ±rel interval needs."""
-    import importlib.util
-    import pathlib
     import sys
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "seed_spread.py"
-    spec = importlib.util.spec_from_file_location("seed_spread", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench("seed_spread")
     # sd 1 around 10: t(0.975, n-1)/sqrt(n) <= 1 first at n = 7 (2.447/2.646 = 0.925; n = 6: 1.049)
     assert mod.seeds_needed(1.0, 10.0, 0.1) == 7
     assert mod.seeds_needed(1.0, 0.0, 0.1) is None
@@ -172,3 +179,58 @@ def test_seed_spread_bench_sizes_the_seed_count(run_dir, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         mod.main()
     assert exc.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_compare_runs_finds_the_first_generation_and_the_stage_where_runs_part(run_dir, tmp_path):
+    """bench/compare_runs.py: identical runs compare identical (wall-clock fields and NaN == NaN
+    aside); a changed corrected sample shows in that generation's archive, a changed metric in
+    its record, and raw samples and verdicts are told apart."""
+    import shutil
+
+    compare = _bench("compare_runs")
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    rng = np.random.default_rng(0)
+    for run in (run_dir, other):
+        for g in (1, 2):
+            d = run / "arms" / "corrected-s0" / f"gen_{g:03d}"
+            d.mkdir(parents=True)
+            raw = rng.standard_normal((4, 3)).astype(np.float32) if run is run_dir else \
+                np.load(run_dir / "arms" / "corrected-s0" / f"gen_{g:03d}" / "synthetic.npz")["raw"]
+            corrected = raw[:2] + (1e-6 if (run is other and g == 2) else 0.0)
+            np.savez(d / "synthetic.npz", raw=raw, corrected=corrected, kept_index=np.array([0, 1]),
+                     status=np.array(["ok", "ok", "fall", "fall"]))
+    for path in (other / "arms" / "corrected-s0" / "metrics.jsonl",):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        rows[2]["quality/fid"] += 0.5
+        for r in rows:
+            r["correction/mean_wall_seconds"] = rng.random()  # the machine, not the result
+            r["correction/mean_wbc_solve_failures"] = float("nan")
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    same = compare.compare(run_dir, run_dir)
+    assert all(info["first_differing_generation"] is None for info in same["arms"].values())
+    result = compare.compare(run_dir, other)
+    arm = result["arms"]["corrected-s0"]
+    assert arm["first_differing_generation"] == 2 and result["arms"]["baseline-s0"]["first_differing_generation"] is None
+    g1, g2 = arm["generations"][1], arm["generations"][2]
+    assert g1["records_identical"] and g1["archive"]["corrected_identical"]
+    assert g2["fields_differing"] == 1 and g2["quality/fid"] == [12.0, 12.5]
+    assert g2["archive"]["raw_identical"] and g2["archive"]["verdicts_differing"] == 0
+    assert not g2["archive"]["corrected_identical"] and g2["archive"]["corrected_max_abs_diff"] > 0
+    assert "12.0 / 12.5" in compare.markdown(result, ("a", "b"))
+
+
+def test_phase_share_is_each_phase_over_the_generation(tmp_path):
+    """bench/phase_share.py: the median share of each phase, generation 0 left out by default."""
+    d = tmp_path / "run" / "arms" / "a"
+    d.mkdir(parents=True)
+    rows = [{"generation": 0, "time/generation_s": 10.0, "time/train_s": 10.0},
+            {"generation": 1, "time/generation_s": 10.0, "time/train_s": 8.0, "time/evaluate_s": 1.0,
+             "timing/metrics_s": 0.1},
+            {"generation": 2, "time/generation_s": 20.0, "time/train_s": 16.0, "time/evaluate_s": 3.0,
+             "timing/metrics_s": 0.2}]
+    (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = _bench("phase_share").shares(rows, 1, 10)
+    assert out["generations"] == 2 and out["train_share_median"] == 0.8
+    assert out["evaluate_share_median"] == pytest.approx(0.125) and out["evaluate_share_max"] == 0.15
+    assert out["metrics_share_median"] == 0.01
