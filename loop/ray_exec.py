@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sccl.loop.arm import ArmRunner, train_generation0
 from sccl.loop.config import ArmSpec, ExperimentConfig
+from sccl.loop.interrupts import stop_like_ctrl_c_on_sigterm
 from sccl.loop.placement import (alive_nodes, bundles as _bundles, check_fits_cluster, check_requests_feasible,
                                  gen0_cpus, task_device)
 from sccl.loop.progress import Progress
@@ -48,6 +49,7 @@ def init_ray(cfg: ExperimentConfig) -> bool:
             ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
         finally:
             token_log.removeFilter(_drop_default_token_notice)
+    stop_like_ctrl_c_on_sigterm()  # ray.init installed a handler that dumps a stack and exits
     return True
 
 

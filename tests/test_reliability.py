@@ -153,6 +153,40 @@ def test_driver_killed_at_every_phase_resumes_to_the_uninterrupted_result(tmp_pa
     assert [r["generation"] for r in read_jsonl(arm_dir / "metrics.jsonl")] == [0, 1, 2]
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_ray_run_like_ctrl_c_and_it_resumes(tmp_path, ray_session):
+    """`kill`, `timeout` and schedulers send SIGTERM; under Ray the driver used to die in a
+    native stack dump (``*** SIGTERM received ***``) without a word on what was kept. It must
+    stop as after Ctrl-C: exit 143, no dump or traceback, the completed generations on disk, the
+    resume command printed; and the run resumes to its end."""
+    run_dir = tmp_path / "run"
+    state = run_dir / "arms" / ARM / "state.json"
+    env = {k: v for k, v in os.environ.items() if k != "SCCL_FAULT"}
+    env.update({"PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address})
+    args = ["run", SMOKE, *[t for t in TINY if not t.startswith(("ray.enabled", "generations"))], "generations=3",
+            f"output_dir={run_dir}", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db", "mlflow.experiment=sigterm"]
+    proc = subprocess.Popen([sys.executable, "-m", "sccl.loop.cli", *args], env=env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while (read_json(state, default={}) or {}).get("completed", -1) < 0:
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:] if proc.stderr else ""
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "SIGTERM received" not in err and "Traceback" not in err, err[-3000:]
+    assert f"continue with `sccl resume {run_dir}`" in err
+    kept = read_json(state)["completed"]
+    assert kept >= 0 and [r["generation"] for r in read_jsonl(run_dir / "arms" / ARM / "metrics.jsonl")] == \
+        list(range(kept + 1))
+    resumed = resume_run_dir(run_dir, ["ray.enabled=false"])
+    assert not resumed.failed and read_json(state)["completed"] == 3
+
+
 def _fake_resumable_run(tmp_path: Path, checkpoint_bytes: bytes) -> list[str]:
     """A run directory whose arm completed generation 0 with the given checkpoint bytes."""
     run_dir = tmp_path / "run"

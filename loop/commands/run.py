@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Callable
 
 from sccl.loop.commands import Subparsers
 from sccl.loop.config import load_config
+from sccl.loop.interrupts import exit_status, stop_like_ctrl_c_on_sigterm
 
 
 def register(sub: Subparsers) -> None:
@@ -28,14 +31,26 @@ def _finish(result) -> int:
     return 1 if result.failed else 0
 
 
+def _until_stopped(run_dir: Path, work: Callable[[], object]) -> int:
+    """Run the sweep; Ctrl-C or SIGTERM ends it with the exit status a shell expects and says
+    what to do next (the generations completed so far are on disk)."""
+    stop_like_ctrl_c_on_sigterm()
+    try:
+        return _finish(work())
+    except KeyboardInterrupt as exc:
+        print(f"\nstopped: the generations completed so far are kept in {run_dir}; "
+              f"continue with `sccl resume {run_dir}`", file=sys.stderr)
+        return exit_status(exc)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sccl.loop.sweep import run_config
 
     cfg = load_config(args.config, args.overrides)
-    return _finish(run_config(cfg, sys.stderr))
+    return _until_stopped(Path(cfg.run_dir), lambda: run_config(cfg, sys.stderr))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from sccl.loop.sweep import resume_run_dir
 
-    return _finish(resume_run_dir(args.run_dir, args.overrides, sys.stderr))
+    return _until_stopped(Path(args.run_dir), lambda: resume_run_dir(args.run_dir, args.overrides, sys.stderr))
