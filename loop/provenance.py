@@ -10,8 +10,9 @@ be told apart by their params before anyone suspects the code.
 
 Flags and versions say what *could* differ; the fingerprints (``env.libm_sha``,
 ``env.numpy_math_sha``, ``env.torch_math_sha``) say what *does*: each hashes the bits of a fixed
-computation through one library's math, so two machines with equal fingerprints compute those
-functions bit for bit alike. glibc's libm picks FMA/AVX2 code paths at load time, and the physics
+computation through one library's math (a few thousand arguments per function), so two machines
+whose fingerprints differ compute those functions differently, and equal fingerprints mean the
+same bits on those arguments: a strong check, not a proof for every input. glibc's libm picks FMA/AVX2 code paths at load time, and the physics
 corrector's outputs change with it (docs/RESULTS.md §3b), so ``env.libm_sha`` is the first param
 to compare when a physics arm disagrees between machines.
 """
@@ -98,7 +99,7 @@ def _sha(*arrays: Any) -> str:
 
 def math_fingerprints() -> dict[str, str]:
     """Hashes of fixed computations through libm (Python's ``math``), numpy's ufuncs and torch:
-    equal on two machines exactly when those functions return the same bits there (a few ms)."""
+    different on two machines whose functions return different bits on these arguments (a few ms)."""
     import numpy as np
 
     out: dict[str, str] = {}
