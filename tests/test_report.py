@@ -234,3 +234,18 @@ def test_phase_share_is_each_phase_over_the_generation(tmp_path):
     assert out["generations"] == 2 and out["train_share_median"] == 0.8
     assert out["evaluate_share_median"] == pytest.approx(0.125) and out["evaluate_share_max"] == 0.15
     assert out["metrics_share_median"] == 0.01
+
+
+def test_correction_shift_summary_per_arm():
+    """bench/correction_shift_summary.py: lowering in mm, FID ratio and drift of one corrected arm;
+    an uncorrected arm (no corrected fields) is left out."""
+    summarise = _bench("correction_shift_summary").summarise_arm
+    gens = {"2": {"root_height_raw_m": 0.80, "root_height_raw_kept_m": 0.82, "root_height_corrected_m": 0.79,
+                  "fid_raw_kept": 100.0, "fid_corrected": 300.0},
+            "1": {"root_height_raw_m": 0.85, "root_height_raw_kept_m": 0.85, "root_height_corrected_m": 0.84,
+                  "fid_raw_kept": 100.0, "fid_corrected": 50.0}}
+    out = summarise(gens)
+    assert out["lowered_mm"] == {"mean": 20.0, "min": 10.0, "max": 30.0}
+    assert out["fid_ratio_median"] == 1.75 and out["batches_farther"] == "1/2"
+    assert (out["root_height_first_m"], out["root_height_last_m"]) == (0.85, 0.80)
+    assert summarise({"1": {"root_height_raw_m": 0.85, "fid_raw": 90.0}}) is None
