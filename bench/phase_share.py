@@ -48,15 +48,14 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--generations", default="1-1000000", help="A-B: the generations to summarise (default: all ≥ 1)")
     args = ap.parse_args()
+    from sccl.metrics.report import ReportError, load_run
+
     lo, _, hi = args.generations.partition("-")
-    arms = sorted((args.run_dir / "arms").glob("*/metrics.jsonl"))
-    if not arms:
-        raise SystemExit(f"error: {args.run_dir} has no arms/<arm>/metrics.jsonl")
-    result = {}
-    for path in arms:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        result[path.parent.name] = shares(records, int(lo), int(hi or lo))
-    print(json.dumps(result, indent=1))
+    try:
+        arms = load_run(args.run_dir)  # read as `sccl report` reads them
+    except ReportError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(json.dumps({arm.name: shares(arm.history, int(lo), int(hi or lo)) for arm in arms}, indent=1))
 
 
 if __name__ == "__main__":

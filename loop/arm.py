@@ -135,7 +135,7 @@ class ArmRunner:
         self.cache_dir = evaluator_cache_dir(spec.config)
         self.user_callbacks: list[LoopCallback] = list(callbacks or []) + ([OnRecord(on_record)] if on_record else [])
         self.timings: dict[str, float] = {}
-        self._segment_provenance: Path | None = None  #: provenance.jsonl, until its first delivery
+        self._provenance_due = False  #: provenance.jsonl goes with the first record of a start or resume
 
     # ----------------------------------------------------------------- helpers
     def _load_generator(self, path: Path) -> Generator:
@@ -189,7 +189,8 @@ class ArmRunner:
         state = read_json(self.paths.state, default={}) or {}
         completed = state.get("completed", -1)
         records = [r for r in read_jsonl(self.paths.metrics) if r["generation"] <= completed]
-        self._segment_provenance = self._record_where_it_runs(completed + 1)
+        self._record_where_it_runs(completed + 1)
+        self._provenance_due = True
         task = build_task(cfg, self.cache_dir)
         kernel = GenerationKernel(cfg, task, device=self.device, callbacks=self.callbacks,
                                   make_pool=lambda: self._make_pool(task))
@@ -215,28 +216,26 @@ class ArmRunner:
         finally:
             kernel.close()
 
-    def _record_where_it_runs(self, first_generation: int) -> Path:
+    def _record_where_it_runs(self, first_generation: int) -> None:
         """Append the machine this process runs on (host, versions, CPU, threads, math
         fingerprints) to the arm's ``provenance.jsonl``, one line per start or resume.
 
         The sweep's ``env.*`` MLflow params describe the driver; on a cluster, or when an arm is
         resumed elsewhere, the arm's generations were computed on other machines, and a physics
         arm's numbers depend on that machine's libm (docs/RESULTS.md §3b)."""
-        from sccl.loop.provenance import provenance
+        from sccl.loop.provenance import MATH_FINGERPRINTS, provenance
 
         segments = read_jsonl(self.paths.provenance)
         here = {"from_generation": first_generation, "host": socket.gethostname(), "started": time.time(),
                 **provenance()}
         if segments:
             before = segments[-1]
-            changed = sorted(k for k in ("env.libm_sha", "env.numpy_math_sha", "env.torch_math_sha")
-                             if k in before and before.get(k) != here.get(k))
+            changed = [k for k in MATH_FINGERPRINTS if k in before and before.get(k) != here.get(k)]
             if changed:
                 log.warning("%s: resumed at generation %d on a machine whose math differs from the one that "
                             "computed the earlier generations (%s): later generations are not bit-comparable "
                             "with an uninterrupted run", self.spec.name, first_generation, ", ".join(changed))
         write_jsonl(self.paths.provenance, [*segments, here])
-        return self.paths.provenance
 
     def _shared_generation0(self) -> Generator | None:
         """Generation 0 trained once for every arm with the same gen0 key (None: train it here)."""
@@ -288,9 +287,9 @@ class ArmRunner:
                 artifacts.append([str(png), ""])
         table = write_metrics_table(records, self.paths.root / "metrics.csv")
         artifacts.append([str(table), ""])
-        if self._segment_provenance is not None:  # the first generation of this start or resume
-            artifacts.append([str(self._segment_provenance), ""])
-            self._segment_provenance = None
+        if self._provenance_due:
+            artifacts.append([str(self.paths.provenance), ""])
+            self._provenance_due = False
         record["artifacts"] = artifacts
         write_jsonl(self.paths.metrics, records)
         write_json(self.paths.state, {"completed": g, "checkpoint": str(self.paths.checkpoint(g).name),

@@ -28,6 +28,9 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
     ``sweep`` (written to ``sweep_path`` as soon as a run exists)."""
     exp_id = tracker.experiment_id(experiment)
     sweep["experiment_id"] = exp_id
+    # versions, CPU flags, threads, math fingerprints: what explains a machine-dependent result
+    # (the driver's machine; each arm records its own in provenance.jsonl)
+    env = provenance()
     parent = sweep.get("parent_run_id")
     if not parent or not tracker.run_exists(parent, exp_id):
         # a crash between creating the run and writing sweep.json must not leave a twin
@@ -37,7 +40,7 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
         sweep["parent_run_id"] = parent
         write_json(sweep_path, sweep)
         axes = sorted({k for a in arms for k in a.params})
-        tracker.log_params(parent, {"sweep.arms": len(arms), "sweep.axes": ",".join(axes), **provenance(),
+        tracker.log_params(parent, {"sweep.arms": len(arms), "sweep.axes": ",".join(axes), **env,
                                     **{f"base.{k}": v for k, v in flatten(cfg.to_dict()).items()
                                        if k not in ("arms", "grid")}})
         tracker.client.log_artifact(parent, str(run_dir / "config.yaml"))
@@ -54,7 +57,7 @@ def register_runs(tracker: Tracker, cfg: ExperimentConfig, arms: list[ArmSpec], 
             write_json(sweep_path, sweep)  # before any compute: a crash never duplicates runs
             params = {**{f"axis.{k}": v for k, v in arm.params.items()},
                       **{k: v for k, v in flatten(arm.config.to_dict()).items() if k not in ("arms", "grid")},
-                      **provenance()}  # versions, CPU flags, threads: what explains a machine-dependent result
+                      **env}
             tracker.log_params(run_id, params)
         paths = ArmPaths(run_dir / "arms" / arm.name)
         arm_json = paths.root / "arm.json"

@@ -25,7 +25,9 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interrupt."""
 
 
-_terminated = threading.Event()  # set by the handler: Ray may re-raise a plain KeyboardInterrupt
+#: set by the handler; what tells SIGTERM from Ctrl-C afterwards, since Ray may turn the
+#: :class:`Terminated` raised inside ``ray.get``/``ray.wait`` into a plain KeyboardInterrupt
+_terminated = threading.Event()
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -40,6 +42,6 @@ def stop_like_ctrl_c_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _raise_terminated)
 
 
-def exit_status(exc: KeyboardInterrupt) -> int:
+def exit_status() -> int:
     """143 after SIGTERM, 130 after Ctrl-C."""
-    return EXIT_TERMINATED if isinstance(exc, Terminated) or _terminated.is_set() else EXIT_INTERRUPTED
+    return EXIT_TERMINATED if _terminated.is_set() else EXIT_INTERRUPTED

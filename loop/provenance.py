@@ -90,6 +90,10 @@ def thread_info() -> dict[str, str]:
     return out
 
 
+#: the params :func:`math_fingerprints` fills (torch's only when torch imports)
+MATH_FINGERPRINTS = ("env.libm_sha", "env.numpy_math_sha", "env.torch_math_sha")
+
+
 def _sha(*arrays: Any) -> str:
     h = hashlib.sha256()
     for a in arrays:

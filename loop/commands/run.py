@@ -37,10 +37,10 @@ def _until_stopped(run_dir: Path, work: Callable[[], object]) -> int:
     stop_like_ctrl_c_on_sigterm()
     try:
         return _finish(work())
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         print(f"\nstopped: the generations completed so far are kept in {run_dir}; "
               f"continue with `sccl resume {run_dir}`", file=sys.stderr)
-        return exit_status(exc)
+        return exit_status()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
