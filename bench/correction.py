@@ -57,7 +57,8 @@ KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm",
         "penetrate_before_mm", "penetrate_after_mm", "phys_err_before_mm", "phys_err_after_mm",
         "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after", "peak_torque_ratio",
         "wbc_planned_torque_ratio",
-        "sampling_steps_per_step", "sampling_all_fell_windows", "sampling_attempts", "sampling_horizon_s")
+        "sampling_steps_per_step", "sampling_all_fell_windows", "sampling_attempts", "sampling_horizon_s",
+        "ilc_passes_run", "ilc_pass_returned", "ilc_joint_error_first_deg", "ilc_joint_error_deg")
 
 
 def _clean(v):

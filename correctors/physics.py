@@ -185,8 +185,8 @@ class PhysicsCorrector(Corrector):
             diag["step_seconds"] = res.step_seconds
             diag["assist_fraction_g"] = res.assist_fraction_g
             diag.update({k: float(res.extra[k]) for k in HONESTY_KEYS if k in res.extra})
-            # the sampling mode's search effort (simulators.sampling), only where it ran
-            diag.update({k: float(v) for k, v in res.extra.items() if k.startswith("sampling_")})
+            # the search effort of the sampling mode or of learning passes (ilc_), only where they ran
+            diag.update({k: float(v) for k, v in res.extra.items() if k.startswith(("sampling_", "ilc_"))})
             if res.blew_up or res.motion is None:
                 diag["wall_seconds"] = time.perf_counter() - t0
                 return SampleOutcome(STATUS_NAN, diagnostics=diag)

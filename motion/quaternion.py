@@ -49,6 +49,25 @@ def multiply(a: Array, b: Array) -> Array:
     )
 
 
+def from_rotvec(v: Array) -> Array:
+    """(..., 3) rotation vectors (axis × angle, rad) → (..., 4) unit quaternions."""
+    v = np.asarray(v, dtype=np.float64)
+    angle = np.linalg.norm(v, axis=-1, keepdims=True)
+    half = 0.5 * angle
+    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([v * scale, np.cos(half)], axis=-1)
+
+
+def to_rotvec(q: Array) -> Array:
+    """(..., 4) unit quaternions → (..., 3) rotation vectors with angle in [0, π] (the short way)."""
+    q = canonical(q)
+    s = np.linalg.norm(q[..., :3], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, q[..., 3:4])
+    # angle / sin(angle / 2) → 2 as the angle → 0
+    scale = np.where(s > 1e-12, angle / np.maximum(s, 1e-12), 2.0)
+    return q[..., :3] * scale
+
+
 def rotate(q: Array, v: Array) -> Array:
     """Rotate vectors v (..., 3) by unit quaternions q (..., 4)."""
     q = np.asarray(q, dtype=np.float64)

@@ -67,14 +67,6 @@ TERMINAL_WEIGHT = 2.0
 COST_SCALES = {"body": 0.1, "rot": 0.15, "vel": 3.0, "ang": 3.0, "pose": 0.0}
 
 
-def _rotvec_to_quat(v: np.ndarray) -> np.ndarray:
-    """(..., 3) rotation vectors → (..., 4) unit quaternions (x, y, z, w)."""
-    angle = np.linalg.norm(v, axis=-1, keepdims=True)
-    half = 0.5 * angle
-    scale = np.where(angle > 1e-12, np.sin(half) / np.maximum(angle, 1e-12), 0.5)
-    return np.concatenate([v * scale, np.cos(half)], axis=-1)
-
-
 class SamplingPlanner:
     """Chooses PD-target offsets window by window by rolling out candidates in the same client.
 
@@ -132,7 +124,7 @@ class SamplingPlanner:
         ref = self.ref
         out = [list(base[i]) for i in idx]
         if self.sph:
-            d = _rotvec_to_quat(offsets[: 3 * len(self.sph)].reshape(-1, 3))  # (S, 4)
+            d = quat.from_rotvec(offsets[: 3 * len(self.sph)].reshape(-1, 3))  # (S, 4)
             q = quat.multiply(ref.joint_rots[idx][:, self.sph], d[None])  # local offset: q ∘ δ
             ql = q.tolist()
             for row, qrow in zip(out, ql):
