@@ -208,6 +208,8 @@ def list_clip_files(directory: str | os.PathLike | None = None) -> list[Path]:
             raise MotionError(f"{d}: data path does not exist")
         if d.is_file():
             return [d]
+        if not d.is_dir():
+            raise MotionError(f"{d}: not a motion file or a directory of them")
         files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".txt", ".json") and not p.name.startswith("."))
     if not files:
         raise MotionError(f"{directory or bundled_motion_dir()}: no motion files (*.txt or *.json in DeepMimic format)")

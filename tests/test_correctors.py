@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -358,6 +359,10 @@ def test_cli_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown corrector 'nope'" in err and "physics" in err
     assert cli_main(["correct", str(src), str(tmp_path / "o"), "--set", "novalue"]) == 2
+    capsys.readouterr()
+    if os.path.exists(os.devnull):  # neither a file nor a directory: named, not a traceback
+        assert cli_main(["correct", os.devnull, str(tmp_path / "o")]) == 2
+        assert f"{os.devnull}: not a motion file or a directory of them" in capsys.readouterr().err
 
 
 class MarkPlugin(Corrector):
