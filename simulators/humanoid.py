@@ -171,7 +171,7 @@ class SimConfig:
             reference (the UHC termination criterion, 0.5 m).
         fall_check_s: how often (simulated seconds) falls are checked so tracking stops early.
         ilc_passes / ilc_gain / ilc_smooth_frames: iterative learning control of the joint
-            targets (any mode but "sampling"). Why: stable-PD joints under load settle short of
+            targets (the PD-target modes: not "wbc", not "sampling"). Why: stable-PD joints under load settle short of
             their targets, so a stance leg gives way and the kept motion comes back crouched
             (``crouch_mm``), and a loop that retrains on it drifts. After a tracking pass,
             every joint's PD target is offset by ``ilc_gain`` × the error that joint was left
@@ -180,7 +180,10 @@ class SimConfig:
             ``ilc_passes`` more times; the offsets accumulate. Only the targets change: nothing
             external is added, so the residual accounting is untouched. The last pass that
             stood at least as long as every other is returned. Cost: (1 + ``ilc_passes``) ×
-            tracking time. Default 0 (off).
+            tracking time. Default 0 (off). Gain 0.5 with ±5 frames was chosen on the bundled
+            clips: at gain 1 the joint error grew from pass to pass (dance_a 9 → 21°); at 0.25
+            three passes left more crouch than at 0.5 (mean of six clips 20 against 16 mm;
+            docs/PHYSICS.md, "Learning passes").
         joint_torques: read every actuated joint's force/torque sensor to report
             ``peak_torque_ratio`` (default True). The sensors cost stepping time, measured
             10–25 % on a loaded 2-core machine; False skips them and reports NaN.
@@ -227,8 +230,8 @@ class SimConfig:
     fall_check_s: float = 0.25
     joint_torques: bool = True
     ilc_passes: int = 0
-    ilc_gain: float = 1.0
-    ilc_smooth_frames: int = 2
+    ilc_gain: float = 0.5
+    ilc_smooth_frames: int = 5
 
     @classmethod
     def from_dict(cls, config: dict | None) -> "SimConfig":
@@ -276,6 +279,8 @@ class SimConfig:
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
             ("fall_check_s", self.fall_check_s > 0, "> 0"),
             ("ilc_passes", 0 <= self.ilc_passes <= 20, "in [0, 20]"),
+            ("ilc_passes", self.ilc_passes == 0 or self.assist_mode not in ("wbc", "sampling"),
+             f"0 with assist_mode={self.assist_mode} (it sets no PD targets to learn: torque control or its own search)"),
             ("ilc_gain", 0 < self.ilc_gain <= 2 and math.isfinite(self.ilc_gain), "in (0, 2]"),
             ("ilc_smooth_frames", 0 <= self.ilc_smooth_frames <= 30, "in [0, 30]"),
         ]
