@@ -166,6 +166,8 @@ class PhysicsCorrector(Corrector):
             "success": 0.0, "fall_time_s": math.nan, "tracking_error_mm": math.nan, "root_relative_error_mm": math.nan,
             "assist_fraction_g": math.nan, "penetrate_before_mm": math.nan, "penetrate_after_mm": math.nan,
             "phys_err_before_mm": math.nan, "phys_err_after_mm": math.nan, "ground_shift_mm": math.nan,
+            "skate_before_mm": math.nan, "skate_after_mm": math.nan, "float_before_mm": math.nan,
+            "float_after_mm": math.nan,
             "root_height_bias_mm": math.nan, "crouch_mm": math.nan,
             "sim_seconds": 0.0, "wall_seconds": 0.0, "step_seconds": 0.0,
             "airborne_share_before": math.nan, "airborne_share_after": math.nan,
@@ -176,6 +178,9 @@ class PhysicsCorrector(Corrector):
         try:
             before = physics_metrics(motion)
             diag["penetrate_before_mm"] = before["penetrate_mm"]
+            # Phys-Err's other two parts, so a corrector that trades penetration for skating shows it
+            diag["skate_before_mm"] = before["skate_mm"]
+            diag["float_before_mm"] = before["float_mm"]
             diag["phys_err_before_mm"] = before["phys_err_mm"]
             aligned, shift = ground_align(motion, self.ground_mode, self.ground_percentile)
             diag["ground_shift_mm"] = shift * 1000.0
@@ -196,6 +201,8 @@ class PhysicsCorrector(Corrector):
             diag["crouch_mm"] = crouch_mm(aligned, res.motion)
             after = physics_metrics(res.motion)
             diag["penetrate_after_mm"] = after["penetrate_mm"]
+            diag["skate_after_mm"] = after["skate_mm"]
+            diag["float_after_mm"] = after["float_mm"]
             diag["phys_err_after_mm"] = after["phys_err_mm"]
             flight = flight_metrics(res.motion)
             diag["airborne_share_after"] = flight["airborne_share"]

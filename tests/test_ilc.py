@@ -95,6 +95,8 @@ def test_the_corrector_reports_the_passes_per_sample(jump):
     diag = res.diagnostics[0]
     assert res.status[0] == "ok"
     assert diag["ilc_passes_run"] == 2.0 and math.isfinite(diag["ilc_joint_error_deg"])
+    # Phys-Err's parts before and after, so added skating is visible per sample
+    assert all(math.isfinite(diag[k]) for k in ("skate_before_mm", "skate_after_mm", "float_before_mm", "float_after_mm"))
 
 
 def test_ilc_is_refused_where_there_are_no_pd_targets_to_learn():
