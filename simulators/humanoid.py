@@ -586,10 +586,8 @@ class HumanoidSim:
         best_pass = 0
         errors: list[float] = []
         step_seconds = 0.0
-        passes = 0
         for i in range(cfg.ilc_passes + 1):
             res = self._track_once(motion, early_stop=early_stop, seed=0, target_offsets=offsets)
-            passes += 1
             step_seconds += res.step_seconds
             if res.motion is None:  # blew up: nothing to learn from
                 errors.append(math.nan)
@@ -604,10 +602,9 @@ class HumanoidSim:
             if i == cfg.ilc_passes:
                 break
             offsets = _learn_offsets(offsets, err_s, err_r, motion.num_frames, cfg.ilc_gain, cfg.ilc_smooth_frames)
-        first_error = errors[0]
-        best.extra["ilc_passes_run"] = float(passes)
+        best.extra["ilc_passes_run"] = float(len(errors))  # one error per pass run
         best.extra["ilc_pass_returned"] = float(best_pass)
-        best.extra["ilc_joint_error_first_deg"] = first_error
+        best.extra["ilc_joint_error_first_deg"] = errors[0]
         best.extra["ilc_joint_error_deg"] = errors[best_pass]
         best.step_seconds = step_seconds
         best.total_seconds = time.perf_counter() - t0
