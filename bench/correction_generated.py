@@ -133,9 +133,10 @@ def evaluate_mode(bc, config: dict, clips: list, raw: np.ndarray, decoded: np.nd
         before = phys_raw[kept]
         phys["raw_kept"] = bc._clean(float(before.mean()))
         phys["corrected_kept"] = bc._clean(float(after.mean()))
-        # which part of Phys-Err remains (penetrate + float + skate)
+        # which part of Phys-Err remains (penetrate + float + skate, and how much of skate is a
+        # foot on the floor sliding rather than a low foot hovering in the contact band)
         rows_before = physics_per_sample(raw[kept], fps)
-        parts = ("penetrate_mm", "float_mm", "skate_mm")
+        parts = ("penetrate_mm", "float_mm", "skate_mm", "skate_sliding_mm")
         phys["parts_raw_kept"] = {k: bc._mean(r[k] for r in rows_before) for k in parts}
         phys["parts_corrected_kept"] = {k: bc._mean(r[k] for r in rows_after) for k in parts}
         reduction = bc._clean(1.0 - float(after.mean()) / float(before.mean())) if before.mean() > 0 else None

@@ -167,6 +167,7 @@ class PhysicsCorrector(Corrector):
             "assist_fraction_g": math.nan, "penetrate_before_mm": math.nan, "penetrate_after_mm": math.nan,
             "phys_err_before_mm": math.nan, "phys_err_after_mm": math.nan, "ground_shift_mm": math.nan,
             "skate_before_mm": math.nan, "skate_after_mm": math.nan, "float_before_mm": math.nan,
+            "skate_sliding_before_mm": math.nan, "skate_sliding_after_mm": math.nan,
             "float_after_mm": math.nan,
             "root_height_bias_mm": math.nan, "crouch_mm": math.nan,
             "sim_seconds": 0.0, "wall_seconds": 0.0, "step_seconds": 0.0,
@@ -180,6 +181,8 @@ class PhysicsCorrector(Corrector):
             diag["penetrate_before_mm"] = before["penetrate_mm"]
             # Phys-Err's other two parts, so a corrector that trades penetration for skating shows it
             diag["skate_before_mm"] = before["skate_mm"]
+            # the part of it where the foot is on the floor, not hovering in the contact band
+            diag["skate_sliding_before_mm"] = before["skate_sliding_mm"]
             diag["float_before_mm"] = before["float_mm"]
             diag["phys_err_before_mm"] = before["phys_err_mm"]
             aligned, shift = ground_align(motion, self.ground_mode, self.ground_percentile)
@@ -202,6 +205,7 @@ class PhysicsCorrector(Corrector):
             after = physics_metrics(res.motion)
             diag["penetrate_after_mm"] = after["penetrate_mm"]
             diag["skate_after_mm"] = after["skate_mm"]
+            diag["skate_sliding_after_mm"] = after["skate_sliding_mm"]
             diag["float_after_mm"] = after["float_mm"]
             diag["phys_err_after_mm"] = after["phys_err_mm"]
             flight = flight_metrics(res.motion)

@@ -48,7 +48,7 @@ BETTER: dict[str, str] = {
     "quality/recognition_acc": "↑", "diversity/diversity": "→real", "diversity/multimodality": "→real",
     "diversity/div_k": "→real", "diversity/div_g": "→real", "memorisation/nn_train_dist": "→real",
     "memorisation/nn_ratio": "→1", "memorisation/copy_fraction": "↓", "physics/penetrate_mm": "↓",
-    "physics/float_mm": "↓", "physics/skate_mm": "↓", "physics/phys_err_mm": "↓", "physics/jitter": "→real",
+    "physics/float_mm": "↓", "physics/skate_mm": "↓", "physics/skate_sliding_mm": "↓", "physics/phys_err_mm": "↓", "physics/jitter": "→real",
     "correction/acceptance_rate": "↑", "toy/w2": "↓", "toy/mean_error": "↓", "toy/cov_trace": "→target",
     "toy/cov_logdet": "→target",
 }

@@ -235,7 +235,8 @@ EXPECTED_KEYS = {
     "quality/density", "quality/coverage", "quality/recognition_acc", "diversity/diversity",
     "diversity/multimodality", "diversity/div_k", "diversity/div_g", "memorisation/nn_train_dist",
     "memorisation/nn_ratio", "memorisation/copy_fraction", "physics/penetrate_mm", "physics/float_mm",
-    "physics/skate_mm", "physics/phys_err_mm", "physics/jitter", "timing/metrics_s",
+    "physics/skate_mm", "physics/phys_err_mm", "physics/jitter", "physics/skate_sliding_mm",
+    "physics/skate_hovering_mm", "timing/metrics_s",
 }
 
 

@@ -249,3 +249,47 @@ def test_correction_shift_summary_per_arm():
     assert out["fid_ratio_median"] == 1.75 and out["batches_farther"] == "1/2"
     assert (out["root_height_first_m"], out["root_height_last_m"]) == (0.85, 0.80)
     assert summarise({"1": {"root_height_raw_m": 0.85, "fid_raw": 90.0}}) is None
+
+
+def test_skate_split_bench_reads_raw_and_corrected_samples(tmp_path, capsys, monkeypatch):
+    """bench/skate_split.py: per arm and generation, the skate parts of the raw samples, of the
+    kept ones raw and of the same ones corrected (a pose dragged over the floor slides; the same
+    drag 1 cm up hovers); a folder without arms/ is refused with exit 2."""
+    import dataclasses
+
+    from sccl.loop.config import config_from_dict
+    from sccl.motion.deepmimic import bundled_motion_dir, read_clip
+    from sccl.motion.features import motion_to_features
+    from sccl.simulators import ground_align
+
+    frames, fps = 30, 20.0
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    walk = read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion
+    standing = walk.slice(0, frames).replace(
+        fps=fps, root_pos=np.tile([0.0, 1.0, 0.0], (frames, 1)), root_rot=np.tile(identity, (frames, 1)),
+        joint_rots=np.tile(identity, (frames, 8, 1)), joint_angles=np.zeros((frames, 4)))
+    on_floor, _ = ground_align(standing, "min")
+    drag = np.zeros((frames, 3))
+    drag[:, 0] = np.arange(frames) * 0.01
+    sliding = motion_to_features(on_floor.replace(root_pos=on_floor.root_pos + drag))
+    hovering = motion_to_features(on_floor.replace(root_pos=on_floor.root_pos + drag + [0.0, 0.01, 0.0]))
+
+    cfg = dataclasses.asdict(config_from_dict({"corrector": {"name": "physics"}, "data": {"fps": fps}}))
+    arm = tmp_path / "run" / "arms" / "corrected-s0"
+    (arm / "gen_001").mkdir(parents=True)
+    (arm / "arm.json").write_text(json.dumps({"name": "corrected-s0", "config": cfg}, default=str))
+    np.savez(arm / "gen_001" / "synthetic.npz", raw=np.stack([hovering, hovering]), raw_labels=np.array([0, 0]),
+             corrected=sliding[None], kept_index=np.array([1]), status=np.array(["fall", "ok"]))
+    mod = _bench("skate_split")
+    monkeypatch.setattr("sys.argv", ["skate_split.py", str(tmp_path / "run")])
+    mod.main()
+    row = json.loads(capsys.readouterr().out)["arms"]["corrected-s0"]["1"]
+    assert row["raw"]["n"] == 2 and row["raw_kept"]["n"] == row["corrected"]["n"] == 1
+    assert row["raw_kept"]["skate_mm"] == pytest.approx(20.0, abs=0.5)
+    assert row["raw_kept"]["skate_hovering_mm"] == pytest.approx(row["raw_kept"]["skate_mm"])
+    assert row["corrected"]["skate_sliding_mm"] == pytest.approx(20.0, abs=0.5)
+    assert row["corrected"]["skate_hovering_mm"] == pytest.approx(0.0, abs=1e-6)
+    monkeypatch.setattr("sys.argv", ["skate_split.py", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        mod.main()
+    assert exc.value.code == 2 and "no arms/ folder" in capsys.readouterr().err

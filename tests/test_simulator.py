@@ -8,7 +8,7 @@ import pytest
 from sccl.motion import quaternion as quat
 from sccl.motion.deepmimic import bundled_motion_dir, read_clip
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
-from sccl.motion.skeleton import load_skeleton
+from sccl.motion.skeleton import FOOT_BODIES, load_skeleton
 from sccl.simulators import (
     HumanoidSim, SimConfig, SimulatorConfigError, flight_metrics, ground_align, physics_metrics,
     project_on_contact_cone, resample,
@@ -106,6 +106,32 @@ def test_physics_metrics_definitions(walk):
     assert physics_metrics(noisy)["jitter"] > 2 * base["jitter"]
     for m in (base, floating, sunk):
         assert m["phys_err_mm"] == pytest.approx(m["penetrate_mm"] + m["float_mm"] + m["skate_mm"])
+
+
+def test_skate_split_sliding_and_hovering(walk):
+    """A frozen pose dragged along the floor slides; the same drag 1 cm up only hovers in the
+    contact band; 3 cm up it is out of the band and no skate is counted at all."""
+    frames = 20
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    still = walk.slice(0, frames).replace(  # standing straight, every joint at zero
+        root_pos=np.tile([0.0, 1.0, 0.0], (frames, 1)), root_rot=np.tile(identity, (frames, 1)),
+        joint_rots=np.tile(identity, (frames, 8, 1)), joint_angles=np.zeros((frames, 4)))
+    on_floor, _ = ground_align(still, "min")
+    drag = np.zeros((frames, 3))
+    drag[:, 0] = np.arange(frames) * 0.01  # 10 mm per frame
+    feet_down = body_lowest_points(forward_kinematics(on_floor))[0, [load_skeleton().index(n) for n in FOOT_BODIES]]
+    assert (feet_down < 0.005).all(), "the test pose needs both feet on the floor"
+    sliding = physics_metrics(on_floor.replace(root_pos=on_floor.root_pos + drag))
+    assert sliding["skate_mm"] == pytest.approx(20.0, abs=1e-6)  # two feet × 10 mm per frame pair
+    assert sliding["skate_sliding_mm"] == pytest.approx(20.0, abs=1e-6)
+    assert sliding["skate_hovering_mm"] == pytest.approx(0.0, abs=1e-6)
+    lifted = on_floor.root_pos + drag + np.array([0.0, 0.01, 0.0])
+    hovering = physics_metrics(on_floor.replace(root_pos=lifted))
+    assert hovering["skate_mm"] == pytest.approx(20.0, abs=1e-6)
+    assert hovering["skate_sliding_mm"] == 0.0
+    assert hovering["skate_hovering_mm"] == pytest.approx(20.0, abs=1e-6)
+    clear = physics_metrics(on_floor.replace(root_pos=lifted + np.array([0.0, 0.02, 0.0])))
+    assert clear["skate_mm"] == clear["skate_sliding_mm"] == clear["skate_hovering_mm"] == 0.0
 
 
 def test_config_errors():
