@@ -147,29 +147,10 @@ class StanceBalance:
 
     def __init__(self, ref, root_gain: float = 0.0, stance_height_m: float = 0.01,
                  ref_stance_height_m: float = 0.05) -> None:
-        sk = load_skeleton()
         self.ref = ref
         self.root_gain = float(root_gain)
         self.stance_height_m = float(stance_height_m)
-        kin = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
-                                          ref.joint_angles)
-        low = body_lowest_points(kin)
-        self.root_mats = quat.to_matrix(ref.root_rot)
-        self.legs = []
-        for hip, knee, ankle in LEGS:
-            h, k, a = sk.index(hip), sk.index(knee), sk.index(ankle)
-            foot = sk.collision[a]
-            self.legs.append({
-                "hip": h, "knee": k, "ankle": a,
-                "hip_slot": SPHERICAL_JOINTS.index(hip), "knee_slot": REVOLUTE_JOINTS.index(knee),
-                "ankle_slot": SPHERICAL_JOINTS.index(ankle),
-                "o_h": sk.joint_offsets[h], "l_k": float(np.linalg.norm(sk.joint_offsets[k])),
-                "l_a": float(np.linalg.norm(sk.joint_offsets[a])),
-                "ref_low": low[:, a],
-                "ref_ankle": kin.positions[:, a],  # (N,) reference foot's lowest point
-                "box_c": foot.offset, "box_r": foot.rotation, "box_h": foot.half_extents,
-                "ref_hip": quat.to_matrix(ref.joint_rots[:, SPHERICAL_JOINTS.index(hip)]),
-            })
+        self.legs, self.root_mats = _leg_table(ref)
         self.ref_stance_height_m = float(ref_stance_height_m)
         self.stance_steps = np.zeros(2, dtype=np.int64)
         self.stance = [False, False]
@@ -238,22 +219,108 @@ class StanceBalance:
                 continue
             self.stance_steps[i] += 1
             # targets in the desired root frame
-            w = r_d.T @ (a_pos - p_d) - leg["o_h"]
-            foot_rel = r_d.T @ _flatten(a_rot)
-            lk, la = leg["l_k"], leg["l_a"]
-            d = float(np.linalg.norm(w))
-            if not d > 1e-6:  # degenerate (or non-finite) geometry: keep this leg's reference targets
-                continue
-            cos_t = (d * d - lk * lk - la * la) / (2.0 * lk * la)
-            theta_ref = float(rev[leg["knee_slot"]])
-            sign = 1.0 if theta_ref > 0 else -1.0  # knees bend backward (negative angles)
-            theta = sign * max(math.acos(min(1.0, max(-1.0, cos_t))), MIN_KNEE_BEND)
-            rz = _rotz(theta)
-            v = np.array([0.0, -lk, 0.0]) + rz @ np.array([0.0, -la, 0.0])
-            r_h_ref = leg["ref_hip"][k]
-            r_h = _rot_between(r_h_ref @ v, w) @ r_h_ref
-            r_a = (r_h @ rz).T @ foot_rel
-            sph[leg["hip_slot"]] = _quat_from_matrix(r_h)
-            sph[leg["ankle_slot"]] = _quat_from_matrix(r_a)
-            rev[leg["knee_slot"]] = theta
+            _leg_ik(leg, k, r_d.T @ (a_pos - p_d) - leg["o_h"], r_d.T @ _flatten(a_rot), sph, rev)
         return True
+
+
+
+class SwingClearance:
+    """Keeps a swing foot at least as high above the floor as the reference's: joint targets only.
+
+    Why: when the simulated body stands lower than the clip (the crouch under load, a flight it
+    does not fly), the reference's joint angles carry the swing foot lower over the floor than
+    the clip does, so it lands early while still moving at swing speed and skids (bundled run:
+    touchdown ~6 frames early at 6–8 m/s; generated samples likewise). For every leg whose
+    reference foot is off the floor (lowest point above ``swing_height_m``), the ankle that the
+    reference's hip, knee and ankle targets would give from the body's *actual* root pose is
+    compared with the reference ankle's height; if it would pass lower, the leg gets IK targets
+    that put it at the reference's height instead, with the same foot orientation relative to
+    the root. Only raising: a foot above its reference is left alone, and stance legs are never
+    touched. Nothing external acts, so the residual accounting is unchanged.
+
+    Args:
+        ref: the resampled reference, one sample per control step.
+        swing_height_m: a reference foot whose lowest point is above this is in swing.
+    """
+
+    def __init__(self, ref, swing_height_m: float = 0.02) -> None:
+        self.legs, _ = _leg_table(ref)
+        self.swing_height_m = float(swing_height_m)
+        self.raised_steps = 0
+
+    def targets(self, k: int, sph: np.ndarray, rev: np.ndarray, root_pos: np.ndarray, root_rot: np.ndarray) -> bool:
+        """Raise swing-leg targets in place for control sample k (sph (8, 4) and rev (4,), the
+        targets the leg would otherwise get); root_pos / root_rot: the body's actual root
+        position and rotation matrix. Returns whether any leg was raised."""
+        if not (np.isfinite(root_pos).all() and np.isfinite(root_rot).all()):
+            return False  # a blown-up state: the fall check reports it
+        raised = False
+        for leg, other in zip(self.legs, self.legs[::-1]):
+            # single support only: in the reference's flight both feet are up, and a body that
+            # does not fly as high would pull both legs in and land on its knees
+            if leg["ref_low"][k] <= self.swing_height_m or other["ref_low"][k] > self.swing_height_m:
+                continue
+            lk, la = leg["l_k"], leg["l_a"]
+            rz = _rotz(float(rev[leg["knee_slot"]]))
+            r_h = quat.to_matrix(sph[leg["hip_slot"]])
+            hip_to_ankle = r_h @ (np.array([0.0, -lk, 0.0]) + rz @ np.array([0.0, -la, 0.0]))
+            ankle = root_pos + root_rot @ (leg["o_h"] + hip_to_ankle)
+            lift = float(leg["ref_ankle"][k, 1] - ankle[1])
+            if not lift > 0.0:
+                continue
+            foot_rel = r_h @ rz @ quat.to_matrix(sph[leg["ankle_slot"]])
+            w = root_rot.T @ (ankle + np.array([0.0, lift, 0.0]) - root_pos) - leg["o_h"]
+            raised |= _leg_ik(leg, k, w, foot_rel, sph, rev, hip_base=r_h)
+        self.raised_steps += int(raised)
+        return raised
+
+def _leg_table(ref) -> tuple[list[dict], np.ndarray]:
+    """Per leg (LEGS order) the skeleton's indices, bone lengths and foot box, and the
+    reference's foot heights, ankle positions and hip rotations per control sample; and the
+    reference's root rotation matrices. What the leg IK of both controllers here needs."""
+    sk = load_skeleton()
+    kin = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
+                                      ref.joint_angles)
+    low = body_lowest_points(kin)
+    legs = []
+    for hip, knee, ankle in LEGS:
+        h, k, a = sk.index(hip), sk.index(knee), sk.index(ankle)
+        foot = sk.collision[a]
+        legs.append({
+            "hip": h, "knee": k, "ankle": a,
+            "hip_slot": SPHERICAL_JOINTS.index(hip), "knee_slot": REVOLUTE_JOINTS.index(knee),
+            "ankle_slot": SPHERICAL_JOINTS.index(ankle),
+            "o_h": sk.joint_offsets[h], "l_k": float(np.linalg.norm(sk.joint_offsets[k])),
+            "l_a": float(np.linalg.norm(sk.joint_offsets[a])),
+            "ref_low": low[:, a],  # (N,) reference foot's lowest point
+            "ref_ankle": kin.positions[:, a],
+            "box_c": foot.offset, "box_r": foot.rotation, "box_h": foot.half_extents,
+            "ref_hip": quat.to_matrix(ref.joint_rots[:, SPHERICAL_JOINTS.index(hip)]),
+        })
+    return legs, quat.to_matrix(ref.root_rot)
+
+
+def _leg_ik(leg: dict, k: int, w: np.ndarray, foot_rel: np.ndarray, sph: np.ndarray, rev: np.ndarray,
+            hip_base: np.ndarray | None = None) -> bool:
+    """Overwrite one leg's hip, knee and ankle targets in place so that the ankle sits at `w`
+    (from the hip joint, in the root frame) with the foot at orientation `foot_rel` (root
+    frame); the knee bends the way `rev`'s does, and the hip is the smallest rotation of
+    `hip_base` (default: the reference's hip at k) that points the leg at `w`. False (targets
+    untouched) for a degenerate or non-finite `w`."""
+    lk, la = leg["l_k"], leg["l_a"]
+    d = float(np.linalg.norm(w))
+    if not d > 1e-6:
+        return False
+    cos_t = (d * d - lk * lk - la * la) / (2.0 * lk * la)
+    theta_ref = float(rev[leg["knee_slot"]])
+    sign = 1.0 if theta_ref > 0 else -1.0  # knees bend backward (negative angles)
+    theta = sign * max(math.acos(min(1.0, max(-1.0, cos_t))), MIN_KNEE_BEND)
+    rz = _rotz(theta)
+    v = np.array([0.0, -lk, 0.0]) + rz @ np.array([0.0, -la, 0.0])
+    r_h_ref = leg["ref_hip"][k] if hip_base is None else hip_base
+    r_h = _rot_between(r_h_ref @ v, w) @ r_h_ref
+    r_a = (r_h @ rz).T @ foot_rel
+    sph[leg["hip_slot"]] = _quat_from_matrix(r_h)
+    sph[leg["ankle_slot"]] = _quat_from_matrix(r_a)
+    rev[leg["knee_slot"]] = theta
+    return True

@@ -50,7 +50,7 @@ from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS,
 from sccl.simulators.contact import (
     CONTACT_DISTANCE_M, ContactAccounting, cone_edges, constraint_wrench_world, contact_forces, wrench_size,
 )
-from sccl.simulators.balance import StanceBalance
+from sccl.simulators.balance import StanceBalance, SwingClearance
 from sccl.simulators.reference import Reference, resample
 from sccl.simulators.wbc import WholeBodyQP
 
@@ -184,6 +184,12 @@ class SimConfig:
             clips: at gain 1 the joint error grew from pass to pass (dance_a 9 → 21°); at 0.25
             three passes left more crouch than at 0.5 (mean of six clips 20 against 16 mm;
             docs/PHYSICS.md, "Learning passes").
+        swing_clearance: keep every swing foot at least as high above the floor as the
+            reference's (:class:`simulators.balance.SwingClearance`; "legacy_root" and
+            "contact" only). Why: a body that stands lower than its clip carries the swing
+            foot lower too, so the foot lands early at swing speed and skids, which Phys-Err
+            counts as foot skating. Joint targets only: nothing external is added.
+            Default False.
         joint_torques: read every actuated joint's force/torque sensor to report
             ``peak_torque_ratio`` (default True). The sensors cost stepping time, measured
             10–25 % on a loaded 2-core machine; False skips them and reports NaN.
@@ -200,6 +206,7 @@ class SimConfig:
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
     assist_in_flight: bool = True
+    swing_clearance: bool = False
     assist_mode: str = "legacy_root"
     balance_kp: float = 100.0
     balance_kd: float = 20.0
@@ -282,6 +289,9 @@ class SimConfig:
             ("ilc_passes", self.ilc_passes == 0 or self.assist_mode not in ("wbc", "sampling"),
              f"0 with assist_mode={self.assist_mode} (it sets no PD targets to learn: torque control or its own search)"),
             ("ilc_gain", 0 < self.ilc_gain <= 2 and math.isfinite(self.ilc_gain), "in (0, 2]"),
+            ("swing_clearance", not self.swing_clearance or self.assist_mode in ("legacy_root", "contact"),
+             f"false with assist_mode={self.assist_mode} (its swing legs get their targets elsewhere: "
+             "stance-leg IK, torque control or its own search)"),
             ("ilc_smooth_frames", 0 <= self.ilc_smooth_frames <= 30, "in [0, 30]"),
         ]
         for key, ok, expected in checks:
@@ -632,10 +642,11 @@ class HumanoidSim:
         ref = resample(motion, dt)
         n = ref.num_samples
         if target_offsets is None:
-            pos_targets = self._layout(ref.joint_rots, ref.joint_angles)
+            target_sph, target_rev = ref.joint_rots, ref.joint_angles
         else:
             off_s, off_r = _offsets_at(target_offsets, motion.fps, ref.times)
-            pos_targets = self._layout(quat.multiply(ref.joint_rots, quat.from_rotvec(off_s)), ref.joint_angles + off_r)
+            target_sph, target_rev = quat.multiply(ref.joint_rots, quat.from_rotvec(off_s)), ref.joint_angles + off_r
+        pos_targets = self._layout(target_sph, target_rev)
         vel_targets = self._layout(ref.joint_vels, ref.joint_angle_vels)
         # Recording schedule: the control sample nearest to each reference frame time.
         frame_times = np.arange(motion.num_frames) / motion.fps
@@ -690,6 +701,7 @@ class HumanoidSim:
         stance = StanceBalance(ref, root_gain=cfg.balance_root_gain, stance_height_m=cfg.balance_stance_m,
                                ref_stance_height_m=cfg.balance_ref_stance_m) if ik_mode else None
         ankles = [lg["ankle"] for lg in stance.legs] if stance is not None else []
+        swing = SwingClearance(ref) if cfg.swing_clearance else None
         wbc = WholeBodyQP(self, ref, cfg.wbc_kp, cfg.wbc_kd, cfg.wbc_root_kp, cfg.wbc_root_kd, cfg.wbc_torque_weight,
                           cfg.friction) if wbc_mode else None
         wbc_failures = 0
@@ -754,6 +766,11 @@ class HumanoidSim:
                     targets_k = planner.target(k + 1, pos_targets)
                 else:
                     targets_k = pos_targets[k + 1]
+                if swing is not None:
+                    bpos, born = get_base(body, physicsClientId=cid)
+                    sph, rev = target_sph[k + 1].copy(), target_rev[k + 1].copy()
+                    if swing.targets(k + 1, sph, rev, np.asarray(bpos), np.asarray(to_mat(born)).reshape(3, 3)):
+                        targets_k = self._layout(sph[None], rev[None])[0]
                 if stance is not None:
                     bpos, born = get_base(body, physicsClientId=cid)
                     feet = [(np.asarray(ls[4]), np.asarray(to_mat(ls[5])).reshape(3, 3))
