@@ -15,7 +15,7 @@
 * ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
   on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
-Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,legacy_ilc,legacy_swing,contact,stance_ik,wbc,sampling] [--extra DIR]
+Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,legacy_ilc,legacy_swing,vertical_root,contact,stance_ik,wbc,sampling] [--extra DIR]
 [--only targets|NAME,...] [--semantics 120] [--clips 200] [--skip-ray] [--set key=value ...]`` (``--set`` applies to every mode).
 """
 
@@ -40,12 +40,14 @@ import numpy as np  # noqa: E402
 #: whole-body inverse-dynamics controller with contact forces (joint torques only; simulators/wbc.py),
 #: the sampling refinement of the PD targets (no external force; simulators.sampling), and the
 #: root constraint with three learning passes of the joint targets (SimConfig.ilc_passes), and
-#: the root constraint with swing feet kept as high as the reference's (SimConfig.swing_clearance).
+#: the root constraint with swing feet kept as high as the reference's (SimConfig.swing_clearance),
+#: and the root constraint without its horizontal force (assist_mode vertical_root).
 MODES: dict[str, dict] = {
     "legacy": {"assist_mode": "legacy_root"},
     "legacy_no_flight": {"assist_mode": "legacy_root", "assist_in_flight": False},
     "legacy_ilc": {"assist_mode": "legacy_root", "ilc_passes": 3},
     "legacy_swing": {"assist_mode": "legacy_root", "swing_clearance": True},
+    "vertical_root": {"assist_mode": "vertical_root"},
     "contact": {"assist_mode": "contact"},
     "stance_ik": {"assist_mode": "stance_ik", "control_hz": 240.0},
     "wbc": {"assist_mode": "wbc", "control_hz": 240.0},
