@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -64,10 +65,44 @@ def compare(evaluator, reference, raw: np.ndarray, labels: np.ndarray, corrected
     return row
 
 
+def add_run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The run directory and the --arms/--generations selection (read by :func:`run_arms`)."""
+    ap.add_argument("run_dir")
+    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with synthetic samples)")
+    ap.add_argument("--generations", default="", help="comma-separated generations (default: all on disk)")
+
+
+def run_arms(args: argparse.Namespace) -> Iterator[tuple[Path, Any, dict[int, Path]]]:
+    """Per selected arm of ``args.run_dir``: its folder, its loop config and the
+    ``synthetic.npz`` of each selected generation on disk. Exits 2 with a one-line error for a
+    folder without ``arms/`` or a malformed ``--generations``."""
+    from sccl.loop.config import config_from_dict
+
+    run = Path(args.run_dir)
+    if not (run / "arms").is_dir():
+        print(f"error: {run}: no arms/ folder (expected a run directory)", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        gens = {int(g) for g in args.generations.split(",") if g}
+    except ValueError:
+        print(f"error: --generations {args.generations!r}: expected comma-separated integers", file=sys.stderr)
+        raise SystemExit(2) from None
+    wanted = [a for a in args.arms.split(",") if a]
+    for arm_dir in sorted((run / "arms").iterdir()):
+        meta_path = arm_dir / "arm.json"
+        if not meta_path.exists() or (wanted and arm_dir.name not in wanted):
+            continue
+        files = {}
+        for gen_dir in sorted(arm_dir.glob("gen_*")):
+            g = int(gen_dir.name.split("_")[1])
+            if (gen_dir / "synthetic.npz").exists() and (not gens or g in gens):
+                files[g] = gen_dir / "synthetic.npz"
+        yield arm_dir, config_from_dict(json.loads(meta_path.read_text())["config"]), files
+
+
 def main() -> None:
     from sccl.correctors.registry import build_corrector
     from sccl.loop.arm import evaluator_cache_dir
-    from sccl.loop.config import config_from_dict
     from sccl.loop.evaluation import prepare_evaluator
     from sccl.loop.kernel import corrector_config
     from sccl.loop.realdata import load_real_data
@@ -76,24 +111,12 @@ def main() -> None:
     from sccl.metrics.motion_metrics import get_reference_stats
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with synthetic samples)")
-    ap.add_argument("--generations", default="", help="comma-separated generations (default: all on disk)")
+    add_run_arguments(ap)
     ap.add_argument("--real", type=int, default=0, help="also correct this many real training windows per seed")
     args = ap.parse_args()
-    run = Path(args.run_dir)
-    if not (run / "arms").is_dir():
-        print(f"error: {run}: no arms/ folder (expected a run directory)", file=sys.stderr)
-        raise SystemExit(2)
-    wanted = [a for a in args.arms.split(",") if a]
-    gens = {int(g) for g in args.generations.split(",") if g}
-    out: dict = {"run": run.resolve().name, "arms": {}, "real": {}}
+    out: dict = {"run": Path(args.run_dir).resolve().name, "arms": {}, "real": {}}
     cache: dict = {}
-    for arm_dir in sorted((run / "arms").iterdir()):
-        meta_path = arm_dir / "arm.json"
-        if not meta_path.exists() or (wanted and arm_dir.name not in wanted):
-            continue
-        cfg = config_from_dict(json.loads(meta_path.read_text())["config"])
+    for arm_dir, cfg, files in run_arms(args):
         corrected_arm = cfg.corrector.name != "none"
         key = (json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str), cfg.seed)
         if key not in cache:
@@ -102,11 +125,7 @@ def main() -> None:
             cache[key] = (real, evaluator, get_reference_stats(real.dataset, evaluator))
         real, evaluator, reference = cache[key]
         rows = {}
-        for gen_dir in sorted(arm_dir.glob("gen_*")):
-            g = int(gen_dir.name.split("_")[1])
-            path = gen_dir / "synthetic.npz"
-            if not path.exists() or (gens and g not in gens):
-                continue
+        for g, path in files.items():
             d = read_npz(path)
             rows[g] = compare(evaluator, reference, d["raw"], d["raw_labels"], d["corrected"] if corrected_arm else None,
                               d["kept_index"])

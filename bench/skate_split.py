@@ -23,6 +23,7 @@ Only numpy and forward kinematics: no simulation and no evaluator, so it runs in
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -36,6 +37,15 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 PARTS = ("skate_mm", "skate_sliding_mm", "skate_hovering_mm")
 
 
+def _correction_shift():
+    """``bench/correction_shift.py`` as a module (bench/ is not a package): its run-directory
+    arguments and arm iteration are reused, not copied."""
+    spec = importlib.util.spec_from_file_location("bench_correction_shift", os.path.join(_HERE, "correction_shift.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def skate_parts(features: np.ndarray, fps: float) -> dict[str, float]:
     """Mean of each skate part over the windows (N, T, 62); NaN parts for no windows."""
     from sccl.metrics.motion_metrics import physics_per_sample
@@ -47,39 +57,19 @@ def skate_parts(features: np.ndarray, fps: float) -> dict[str, float]:
 
 
 def main() -> None:
-    from sccl.loop.config import config_from_dict
     from sccl.loop.store import read_npz
 
+    shift = _correction_shift()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    ap.add_argument("--arms", default="", help="comma-separated arm names (default: every arm with synthetic samples)")
-    ap.add_argument("--generations", default="", help="comma-separated generations (default: all on disk)")
+    shift.add_run_arguments(ap)
     ap.add_argument("--real", type=int, default=0, help="also split this many real training windows per seed")
     args = ap.parse_args()
-    run = Path(args.run_dir)
-    if not (run / "arms").is_dir():
-        print(f"error: {run}: no arms/ folder (expected a run directory)", file=sys.stderr)
-        raise SystemExit(2)
-    try:
-        gens = {int(g) for g in args.generations.split(",") if g}
-    except ValueError:
-        print(f"error: --generations {args.generations!r}: expected comma-separated integers", file=sys.stderr)
-        raise SystemExit(2) from None
-    wanted = [a for a in args.arms.split(",") if a]
-    out: dict = {"run": run.resolve().name, "arms": {}, "real": {}}
-    for arm_dir in sorted((run / "arms").iterdir()):
-        meta_path = arm_dir / "arm.json"
-        if not meta_path.exists() or (wanted and arm_dir.name not in wanted):
-            continue
-        cfg = config_from_dict(json.loads(meta_path.read_text())["config"])
+    out: dict = {"run": Path(args.run_dir).resolve().name, "arms": {}, "real": {}}
+    for arm_dir, cfg, files in shift.run_arms(args):
         fps = float(cfg.data.fps)
         corrected_arm = cfg.corrector.name != "none"
         rows = {}
-        for gen_dir in sorted(arm_dir.glob("gen_*")):
-            g = int(gen_dir.name.split("_")[1])
-            path = gen_dir / "synthetic.npz"
-            if not path.exists() or (gens and g not in gens):
-                continue
+        for g, path in files.items():
             d = read_npz(path)
             row = {"raw": skate_parts(d["raw"], fps)}
             if corrected_arm:

@@ -67,13 +67,8 @@ def test_raises_only_a_single_support_swing_foot_to_the_reference_height(walk):
 def test_walk_slides_less_with_clearance_and_nothing_external_is_added(walk):
     """Real PyBullet, default corrector settings: the walk's swing foot, carried low by the
     crouched body, otherwise lands early and skids."""
-    plain = HumanoidSim(SimConfig())
-    lifted = HumanoidSim(SimConfig(swing_clearance=True))
-    try:
+    with HumanoidSim(SimConfig()) as plain, HumanoidSim(SimConfig(swing_clearance=True)) as lifted:
         a, b = plain.track(walk), lifted.track(walk)
-    finally:
-        plain.close()
-        lifted.close()
     assert not a.fell and not b.fell
     slide_a, slide_b = (physics_metrics(r.motion)["skate_sliding_mm"] for r in (a, b))
     assert slide_b < 0.8 * slide_a, (slide_a, slide_b)

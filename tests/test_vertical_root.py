@@ -59,12 +59,8 @@ def test_the_carriage_does_not_drag_the_body_sideways(walk, sims):
 
 
 def test_walk_needs_far_less_residual_without_the_horizontal_force(walk):
-    legacy, vertical = HumanoidSim(SimConfig()), HumanoidSim(SimConfig(assist_mode="vertical_root"))
-    try:
+    with HumanoidSim(SimConfig()) as legacy, HumanoidSim(SimConfig(assist_mode="vertical_root")) as vertical:
         a, b = legacy.track(walk), vertical.track(walk)
-    finally:
-        legacy.close()
-        vertical.close()
     assert not a.fell and not b.fell
     assert b.extra["residual_g"] < 0.5 * a.extra["residual_g"], (a.extra["residual_g"], b.extra["residual_g"])
     assert b.root_relative_error_mm < 30.0
