@@ -230,7 +230,7 @@ class SwingClearance:
     Why: when the simulated body stands lower than the clip (the crouch under load, a flight it
     does not fly), the reference's joint angles carry the swing foot lower over the floor than
     the clip does, so it lands early while still moving at swing speed and skids (bundled run:
-    touchdown ~6 frames early at 6–8 m/s; generated samples likewise). For every leg whose
+    touchdown several frames early at 6–8 m/s). For every leg whose
     reference foot is off the floor (lowest point above ``swing_height_m``), the ankle that the
     reference's hip, knee and ankle targets would give from the body's *actual* root pose is
     compared with the reference ankle's height; if it would pass lower, the leg gets IK targets

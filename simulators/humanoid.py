@@ -137,10 +137,12 @@ class SimConfig:
             reference root's orientation, so height and orientation are assisted (capped and
             reported as residual exactly like the legacy constraint) while only the legs, through
             friction, move the body horizontally. Why: the legacy constraint drags the body
-            along the clip's root path whatever its feet do, so lightly loaded feet slide, and
-            that horizontal force is much of its residual. A body that cannot follow the clip's
-            travel drifts instead of being dragged, so the fall check ignores the root's
-            horizontal offset in this mode (pose and height errors still count) — or
+            along the clip's root path whatever its feet do, and that horizontal force is about
+            half of its residual (bundled clips 0.52 → 0.26 m·g without it, all still kept;
+            the feet slide as much, and in the Bandai loop the evaluator FID is worse:
+            docs/PHYSICS.md). A body that cannot follow the clip's travel drifts instead of
+            being dragged, so the fall check ignores the root's horizontal offset in this mode
+            (pose and height errors still count) — or
             "contact": a PD wrench toward the reference root (``balance_kp``/``balance_kd``,
             capped like the legacy assist) projected onto the friction cones of the current
             contact points and applied there, so only forces the ground could produce act —
@@ -207,8 +209,8 @@ class SimConfig:
             three passes left more crouch than at 0.5 (mean of six clips 20 against 16 mm;
             docs/PHYSICS.md, "Learning passes").
         swing_clearance: keep every swing foot at least as high above the floor as the
-            reference's (:class:`simulators.balance.SwingClearance`; "legacy_root" and
-            "contact" only). Why: a body that stands lower than its clip carries the swing
+            reference's (:class:`simulators.balance.SwingClearance`; "legacy_root",
+            "vertical_root" and "contact" only). Why: a body that stands lower than its clip carries the swing
             foot lower too, so the foot lands early at swing speed and skids, which Phys-Err
             counts as foot skating. Joint targets only: nothing external is added.
             Default False.
