@@ -223,7 +223,6 @@ class StanceBalance:
         return True
 
 
-
 class SwingClearance:
     """Keeps a swing foot at least as high above the floor as the reference's: joint targets only.
 
@@ -246,7 +245,6 @@ class SwingClearance:
     def __init__(self, ref, swing_height_m: float = 0.02) -> None:
         self.legs, _ = _leg_table(ref)
         self.swing_height_m = float(swing_height_m)
-        self.raised_steps = 0
 
     def targets(self, k: int, sph: np.ndarray, rev: np.ndarray, root_pos: np.ndarray, root_rot: np.ndarray) -> bool:
         """Raise swing-leg targets in place for control sample k (sph (8, 4) and rev (4,), the
@@ -260,19 +258,23 @@ class SwingClearance:
             # does not fly as high would pull both legs in and land on its knees
             if leg["ref_low"][k] <= self.swing_height_m or other["ref_low"][k] > self.swing_height_m:
                 continue
-            lk, la = leg["l_k"], leg["l_a"]
             rz = _rotz(float(rev[leg["knee_slot"]]))
             r_h = quat.to_matrix(sph[leg["hip_slot"]])
-            hip_to_ankle = r_h @ (np.array([0.0, -lk, 0.0]) + rz @ np.array([0.0, -la, 0.0]))
-            ankle = root_pos + root_rot @ (leg["o_h"] + hip_to_ankle)
+            ankle = root_pos + root_rot @ (leg["o_h"] + r_h @ _hip_to_ankle(leg, rz))
             lift = float(leg["ref_ankle"][k, 1] - ankle[1])
             if not lift > 0.0:
                 continue
             foot_rel = r_h @ rz @ quat.to_matrix(sph[leg["ankle_slot"]])
             w = root_rot.T @ (ankle + np.array([0.0, lift, 0.0]) - root_pos) - leg["o_h"]
             raised |= _leg_ik(leg, k, w, foot_rel, sph, rev, hip_base=r_h)
-        self.raised_steps += int(raised)
         return raised
+
+
+def _hip_to_ankle(leg: dict, rz: np.ndarray) -> np.ndarray:
+    """The ankle's offset from the hip joint in the hip's frame, for the knee rotation `rz`
+    (thigh and shank along -y)."""
+    return np.array([0.0, -leg["l_k"], 0.0]) + rz @ np.array([0.0, -leg["l_a"], 0.0])
+
 
 def _leg_table(ref) -> tuple[list[dict], np.ndarray]:
     """Per leg (LEGS order) the skeleton's indices, bone lengths and foot box, and the
@@ -316,7 +318,7 @@ def _leg_ik(leg: dict, k: int, w: np.ndarray, foot_rel: np.ndarray, sph: np.ndar
     sign = 1.0 if theta_ref > 0 else -1.0  # knees bend backward (negative angles)
     theta = sign * max(math.acos(min(1.0, max(-1.0, cos_t))), MIN_KNEE_BEND)
     rz = _rotz(theta)
-    v = np.array([0.0, -lk, 0.0]) + rz @ np.array([0.0, -la, 0.0])
+    v = _hip_to_ankle(leg, rz)
     r_h_ref = leg["ref_hip"][k] if hip_base is None else hip_base
     r_h = _rot_between(r_h_ref @ v, w) @ r_h_ref
     r_a = (r_h @ rz).T @ foot_rel

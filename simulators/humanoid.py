@@ -706,30 +706,27 @@ class HumanoidSim:
         constraint = None
         change = p.changeConstraint
         carriage_parts: list = []  # (slide_z, slide_x, body_b, body_a), removed after tracking
+        anchor = -1  # what the root constraint holds the root to: the world, or the carriage
         if carriage:
             # world -[prismatic x]- A -[prismatic z]- B -[capped fixed]- root: B moves freely in
             # x and z, its height and orientation are the world's; the slide along x passes
             # through (0, reference height, z0), moved every control step
             r0 = ref.root_pos[0].tolist()
             body_a = p.createMultiBody(CARRIAGE_MASS_KG, -1, -1, r0, physicsClientId=cid)
-            body_b = p.createMultiBody(CARRIAGE_MASS_KG, -1, -1, r0, physicsClientId=cid)
+            anchor = p.createMultiBody(CARRIAGE_MASS_KG, -1, -1, r0, physicsClientId=cid)
             slide_x = p.createConstraint(body_a, -1, -1, -1, p.JOINT_PRISMATIC, [1, 0, 0], [0, 0, 0], [0.0, r0[1], r0[2]],
                                          physicsClientId=cid)
-            slide_z = p.createConstraint(body_b, -1, body_a, -1, p.JOINT_PRISMATIC, [0, 0, 1], [0, 0, 0], [0, 0, 0],
+            slide_z = p.createConstraint(anchor, -1, body_a, -1, p.JOINT_PRISMATIC, [0, 0, 1], [0, 0, 0], [0, 0, 0],
                                          physicsClientId=cid)
-            carriage_parts = [slide_z, slide_x, body_b, body_a]
+            carriage_parts = [slide_z, slide_x, anchor, body_a]
             for c in (slide_x, slide_z):
                 change(c, maxForce=CARRIAGE_MAX_FORCE_N, physicsClientId=cid)
-            constraint = p.createConstraint(body, -1, body_b, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0], [0, 0, 0],
+        if assist:
+            # pivot in the anchor's frame: the reference root in the world, the carriage's origin
+            pivot = [0, 0, 0] if carriage else ref.root_pos[0].tolist()
+            constraint = p.createConstraint(body, -1, anchor, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0], pivot,
                                             childFrameOrientation=ref.root_rot[0].tolist(), physicsClientId=cid)
-            change(constraint, [0, 0, 0], ref.root_rot[0].tolist(), maxForce=cap, erp=cfg.assist_erp,
-                   physicsClientId=cid)
-        elif assist:
-            constraint = p.createConstraint(body, -1, -1, -1, p.JOINT_FIXED, [0, 0, 0], [0, 0, 0],
-                                            ref.root_pos[0].tolist(), childFrameOrientation=ref.root_rot[0].tolist(),
-                                            physicsClientId=cid)
-            change(constraint, ref.root_pos[0].tolist(), ref.root_rot[0].tolist(), maxForce=cap, erp=cfg.assist_erp,
-                   physicsClientId=cid)
+            change(constraint, pivot, ref.root_rot[0].tolist(), maxForce=cap, erp=cfg.assist_erp, physicsClientId=cid)
         ref_pos = ref.root_pos.tolist()
         ref_rot = ref.root_rot.tolist()
         # Contact-consistency accounting of the assist, every control step (simulators.contact).
@@ -849,16 +846,13 @@ class HumanoidSim:
                                velocityGains=kds_k, physicsClientId=cid)
                 if balance is not None:
                     applied = balance.apply(k + 1, contacts_now, in_contact or cfg.assist_in_flight)
-                if carriage:
+                if assist:
                     assist_on = in_contact or cfg.assist_in_flight
-                    change(carriage_parts[1], [0.0, ref_pos[k + 1][1], ref_pos[0][2]], maxForce=CARRIAGE_MAX_FORCE_N,
-                           physicsClientId=cid)
-                    change(constraint, [0, 0, 0], ref_rot[k + 1], maxForce=cap if assist_on else 0.0,
-                           physicsClientId=cid)
-                elif assist:
-                    assist_on = in_contact or cfg.assist_in_flight
-                    change(constraint, ref_pos[k + 1], ref_rot[k + 1], maxForce=cap if assist_on else 0.0,
-                           physicsClientId=cid)
+                    if carriage:  # the carriage's slide follows the reference height; the root hangs from its origin
+                        change(carriage_parts[1], [0.0, ref_pos[k + 1][1], ref_pos[0][2]],
+                               maxForce=CARRIAGE_MAX_FORCE_N, physicsClientId=cid)
+                    change(constraint, [0, 0, 0] if carriage else ref_pos[k + 1], ref_rot[k + 1],
+                           maxForce=cap if assist_on else 0.0, physicsClientId=cid)
                 t0 = perf()
                 step(physicsClientId=cid)
                 step_seconds += perf() - t0
