@@ -27,7 +27,9 @@ Per window of ``sampling_window_s``:
 
 Nothing but joint motors acts on the body, so the residual measured by
 :mod:`simulators.contact` is zero by construction: the only external forces are gravity and
-the engine's contact forces. The price is time: about K × horizon / window rollout steps
+the engine's contact forces. The exception is a declared residual budget
+(``sampling_assist_cap_g`` > 0): the legacy root constraint at that cap, in the rollouts and
+in the committed pass, accounted like the legacy assist. The price is time: about K × horizon / window rollout steps
 per committed step (see docs/PHYSICS.md for the measured frontier).
 """
 
@@ -41,6 +43,7 @@ import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
+from sccl.simulators.contact import CONTACT_DISTANCE_M
 
 if TYPE_CHECKING:  # the simulator imports this module lazily; no cycle at run time
     from sccl.simulators.humanoid import HumanoidSim
@@ -116,6 +119,16 @@ class SamplingPlanner:
         self.rollout_steps = 0
         self.all_fell_windows = 0
         self.bad_windows = 0
+        #: (constraint id, cap N, assist in flight, ground id) of the residual budget, or None
+        self._hold: tuple[int, float, bool, int] | None = None
+        self._root_pos = ref.root_pos.tolist()
+        self._root_rot = ref.root_rot.tolist()
+
+    def hold_root(self, constraint: int, cap: float, in_flight: bool, ground: int) -> None:
+        """Move `constraint` (the capped world→root constraint of ``sampling_assist_cap_g``)
+        along the reference root in every rollout, as the committed pass does, so that the
+        search plans with the same helping hand it will get."""
+        self._hold = (constraint, float(cap), bool(in_flight), ground)
 
     # ------------------------------------------------------------------ targets
     def _targets(self, offsets: np.ndarray, k0: int, steps: int, base: list) -> list:
@@ -184,10 +197,17 @@ class SamplingPlanner:
         joints, kps, kds, forces = sim._joints, sim._kps, sim._kds, sim._forces
         total = 0.0
         self.rollouts += 1
+        hold = self._hold
         for i in range(1, self.horizon + 1):
             s = min(k0 + i, self.n - 1)
             set_motors(body, joints, stable_pd, targetPositions=targets[i - 1], targetVelocities=vel_targets[s],
                        forces=forces, positionGains=kps, velocityGains=kds, physicsClientId=cid)
+            if hold is not None:
+                constraint, cap, in_flight, ground = hold
+                on = in_flight or any(c[8] <= CONTACT_DISTANCE_M
+                                      for c in p.getContactPoints(bodyA=body, bodyB=ground, physicsClientId=cid))
+                p.changeConstraint(constraint, self._root_pos[s], self._root_rot[s], maxForce=cap if on else 0.0,
+                                   physicsClientId=cid)
             step(physicsClientId=cid)
             self.rollout_steps += 1
             if i % every == 0 or i == self.horizon:

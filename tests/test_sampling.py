@@ -146,3 +146,45 @@ def test_restarts_retry_a_fall_and_count_the_attempts(walk):
     assert b.fell and b.extra["sampling_attempts"] == 3.0
     assert b.fall_time_s >= a.fall_time_s  # the first pass is the same seed, so never worse
     assert b.total_seconds > a.total_seconds
+
+
+def _hanging(walk, frames: int):
+    """A straight standing pose with its root 2 m above the floor: nothing can hold it up but an
+    external force, so a rollout without one falls."""
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    return walk.slice(0, frames).replace(root_pos=np.tile([0.0, 2.0, 0.0], (frames, 1)),
+                                         root_rot=np.tile(identity, (frames, 1)),
+                                         joint_rots=np.tile(identity, (frames, 8, 1)),
+                                         joint_angles=np.zeros((frames, 4)))
+
+
+def test_a_residual_budget_holds_the_rollouts_too_and_is_all_residual(walk):
+    """With ``sampling_assist_cap_g`` the capped root constraint acts in the rollouts as in the
+    committed pass: a hanging body is held, no window's rollouts all fall, and the whole weight is
+    reported as residual. Off in flight, the same body falls in the rollouts and in the pass."""
+    clip = _hanging(walk, 24)
+    tiny = {**SMALL, "sampling_candidates": 2, "sampling_iterations": 1, "sampling_horizon_s": 0.2,
+            "sampling_restarts": 0, "sampling_assist_cap_g": 1.5}
+    with HumanoidSim(tiny) as held, HumanoidSim({**tiny, "assist_in_flight": False}) as dropped:
+        a = held.track(clip)
+        b = dropped.track(clip)
+    assert not a.fell and np.abs(a.motion.root_pos[:, 1] - 2.0).max() < 0.02
+    assert a.extra["sampling_all_fell_windows"] == 0.0 and a.extra["sampling_rollouts"] > 0
+    assert a.extra["residual_force_g"] == pytest.approx(1.0, abs=0.1)
+    assert a.extra["residual_flight_share"] == pytest.approx(1.0)
+    # (the first step is assisted: before any contact query the reference counts as grounded)
+    assert b.fell and b.extra["sampling_all_fell_windows"] > 0 and b.extra["residual_g"] < 0.05
+
+
+def test_a_residual_budget_is_capped_and_checked(walk):
+    """On walk the budget's residual force and torque stay within its cap, and a negative budget is refused."""
+    with HumanoidSim({**SMALL, "sampling_assist_cap_g": 0.05}) as sim:
+        res = sim.track(walk.slice(0, 27), early_stop=False)
+    # the engine caps each of the constraint's axes (force in N, torque in N·m, i.e. per 1 m of
+    # lever), so force and torque vectors stay within √3 × the cap, the wrench within √6 × it
+    bound = math.sqrt(3.0) * 0.05 + 1e-6
+    assert 0.0 < res.extra["residual_force_g"] <= bound
+    assert 0.0 < res.extra["residual_torque_g"] <= bound
+    assert res.extra["residual_g"] <= math.sqrt(2.0) * bound
+    with pytest.raises(SimulatorConfigError, match="sampling_assist_cap_g"):
+        SimConfig.from_dict({"sampling_assist_cap_g": -0.1})
