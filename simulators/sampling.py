@@ -64,10 +64,8 @@ TERMINAL_WEIGHT = 2.0
 #: Measured on walk/run/kick/jump/punch/dance_a: a tighter orientation scale (0.15 rad) and the
 #: angular-velocity term (3 rad/s) kept walk and run where (0.3, 10) did not; the body and
 #: velocity scales (0.1 vs 0.2 m, 3 vs 1 m/s) moved fall times by < 0.3 s either way.
-#: "pose" (root-relative body error, m; 0 = off) at 0.05 cut walk's root-relative error from
-#: 64 to 48 mm and run's from 81 to 68 mm, but jump and dance_a then fell on every pass, so it
-#: is off: clips kept come first.
-COST_SCALES = {"body": 0.1, "rot": 0.15, "vel": 3.0, "ang": 3.0, "pose": 0.0}
+#: A root-relative body-error term has its own setting, ``sampling_pose_scale_m``.
+COST_SCALES = {"body": 0.1, "rot": 0.15, "vel": 3.0, "ang": 3.0}
 
 
 class SamplingPlanner:
@@ -100,6 +98,7 @@ class SamplingPlanner:
         self.sigma0 = float(cfg.sampling_sigma)
         self.decay = float(cfg.sampling_warm_decay)
         self.fall_error = float(cfg.fall_error_m)
+        self.pose_scale = float(cfg.sampling_pose_scale_m)
         names = [n.strip() for n in cfg.sampling_joints.split(",") if n.strip()]
         self.sph = [SPHERICAL_JOINTS.index(n) for n in names if n in SPHERICAL_JOINTS]
         self.rev = [REVOLUTE_JOINTS.index(n) for n in names if n in REVOLUTE_JOINTS]
@@ -112,6 +111,9 @@ class SamplingPlanner:
         self.links = list(range(ref_positions.shape[1]))
         #: Rollout steps between cost checkpoints (half a window: dense enough to prune early).
         self.check_every = max(1, self.window // 2)
+        #: summed weight of one rollout's checkpoints (the last one counts TERMINAL_WEIGHT times)
+        self.checkpoint_weight = -(-self.horizon // self.check_every) - 1 + TERMINAL_WEIGHT
+        self.offset_scale = float(cfg.sampling_offset_scale_rad)
         self.pruned = 0
         # Committed targets: step index -> nested target list.
         self.committed: dict[int, list] = {}
@@ -169,9 +171,9 @@ class SamplingPlanner:
             return math.inf
         err = float(np.linalg.norm(x - self.ref_positions[s], axis=-1).mean())
         rel = 0.0
-        if COST_SCALES.get("pose", 0.0) > 0.0:
+        if self.pose_scale > 0.0:
             r = self.ref_positions[s]
-            rel = float(np.linalg.norm((x - x[0]) - (r - r[0]), axis=-1).mean()) / COST_SCALES["pose"]
+            rel = float(np.linalg.norm((x - x[0]) - (r - r[0]), axis=-1).mean()) / self.pose_scale
         q = np.asarray(orn)
         dot = abs(float(np.dot(q, ref.root_rot[s])))
         ang_err = 2.0 * math.acos(min(1.0, dot))
@@ -184,6 +186,16 @@ class SamplingPlanner:
             cost += FALL_COST
         return cost
 
+    def _offset_cost(self, offsets: np.ndarray) -> float:
+        """The offsets' own price, charged at every checkpoint: (RMS offset / scale)² with
+        ``sampling_offset_scale_rad`` (0 = free). Why: the cost terms above only see where the body
+        is, so the warm-started mean wanders from window to window and the searched joints end
+        far from the clip's (15–30° on punch); this pulls the search back toward the clip's pose."""
+        if self.offset_scale <= 0.0 or not offsets.size:
+            return 0.0
+        per_check = float(np.mean(offsets * offsets)) / (self.offset_scale * self.offset_scale)
+        return per_check * self.checkpoint_weight
+
     def _rollout(self, offsets: np.ndarray, k0: int, base: list, vel_targets: list, bound: float) -> float:
         """Roll `offsets` out from the current state; returns the summed checkpoint cost.
 
@@ -195,7 +207,7 @@ class SamplingPlanner:
         every = self.check_every
         set_motors, step, stable_pd = p.setJointMotorControlMultiDofArray, p.stepSimulation, p.STABLE_PD_CONTROL
         joints, kps, kds, forces = sim._joints, sim._kps, sim._kds, sim._forces
-        total = 0.0
+        total = self._offset_cost(offsets)
         self.rollouts += 1
         hold = self._hold
         for i in range(1, self.horizon + 1):

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from sccl.correctors import build_corrector
+from sccl.motion import quaternion as quat
+from sccl.motion.kinematics import forward_kinematics_matrices
 from sccl.motion.deepmimic import bundled_motion_dir, read_clip
 from sccl.simulators import HumanoidSim, SimConfig, SimulatorConfigError, ground_align, resample
 from sccl.simulators.sampling import SamplingPlanner
@@ -46,9 +48,6 @@ def test_plan_leaves_the_state_as_it_found_it(walk):
         for _ in range(5):  # a state with contacts and velocities, not the reset pose
             s._p.stepSimulation(physicsClientId=s._cid)
         before = _snapshot(s)
-        from sccl.motion.kinematics import forward_kinematics_matrices
-        from sccl.motion import quaternion as quat
-
         pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
                                           ref.joint_angles).positions
         planner = SamplingPlanner(s, ref, pos)
@@ -188,3 +187,47 @@ def test_a_residual_budget_is_capped_and_checked(walk):
     assert res.extra["residual_g"] <= math.sqrt(2.0) * bound
     with pytest.raises(SimulatorConfigError, match="sampling_assist_cap_g"):
         SimConfig.from_dict({"sampling_assist_cap_g": -0.1})
+
+
+def test_the_pose_term_charges_a_bent_joint_only_when_set(walk):
+    """``sampling_pose_scale_m`` adds the root-relative body error to a rollout's cost: a body in
+    the reference pose costs the same with or without it, the same body with a knee bent by 0.8 rad
+    costs more with it; the setting is checked."""
+    costs = []
+    for scale in (0.0, 0.05):
+        with HumanoidSim({**SMALL, "sampling_pose_scale_m": scale}) as s:
+            ref = resample(walk, 1.0 / s.config.control_hz)
+            pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
+                                              ref.joint_angles).positions
+            planner = SamplingPlanner(s, ref, pos)
+            s.reset_to(ref, 0)
+            at_ref = planner._cost(0)
+            knee = s._rev_idx[0]
+            s._p.resetJointState(s.body, knee, float(ref.joint_angles[0, 0]) - 0.8, physicsClientId=s._cid)
+            costs.append((at_ref, planner._cost(0)))
+    (ref0, bent0), (ref1, bent1) = costs
+    assert ref1 == pytest.approx(ref0, abs=1e-3)
+    # the knee moves the shin and foot ~2 cm on average over the 15 bodies: (0.02 / 0.05)² ≈ 0.18
+    # on top of the global body-error term, which alone barely sees it, (0.02 / 0.1)² ≈ 0.04
+    assert bent1 - ref1 > 3.0 * (bent0 - ref0) > 0.0
+    with pytest.raises(SimulatorConfigError, match="sampling_pose_scale_m"):
+        SimConfig.from_dict({"sampling_pose_scale_m": -1.0})
+
+
+def test_priced_offsets_pull_the_search_back_to_the_clip(walk):
+    """``sampling_offset_scale_rad`` charges (RMS offset / scale)² at every checkpoint: zero
+    offsets cost nothing, and at a prohibitive price the plain-tracking candidate (zero offsets)
+    wins, so the committed targets are the reference's own."""
+    with HumanoidSim({**SMALL, "sampling_iterations": 1, "sampling_offset_scale_rad": 1e-4}) as s:
+        ref = resample(walk, 1.0 / s.config.control_hz)
+        pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
+                                          ref.joint_angles).positions
+        planner = SamplingPlanner(s, ref, pos)
+        assert planner._offset_cost(np.zeros(planner.dim)) == 0.0
+        assert planner._offset_cost(np.full(planner.dim, 1e-4)) == pytest.approx(planner.checkpoint_weight)
+        s.reset_to(ref, 0)
+        base = s._layout(ref.joint_rots, ref.joint_angles)
+        planner.plan(0, base, s._layout(ref.joint_vels, ref.joint_angle_vels))
+        assert all(planner.target(k, base) == base[k] for k in range(1, planner.window + 1))
+    with pytest.raises(SimulatorConfigError, match="sampling_offset_scale_rad"):
+        SimConfig.from_dict({"sampling_offset_scale_rad": math.inf})
