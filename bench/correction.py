@@ -15,7 +15,7 @@
 * ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
   on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
-Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,legacy_ilc,legacy_swing,vertical_root,contact,stance_ik,wbc,sampling,sampling_budget] [--extra DIR]
+Usage: ``python bench/correction.py [--modes legacy,legacy_no_flight,legacy_ilc,legacy_swing,vertical_root,contact,stance_ik,wbc,sampling,sampling_budget,sampling_low_kd,sampling_low_kd_short,sampling_budget_low_kd] [--extra DIR]
 [--only targets|NAME,...] [--semantics 120] [--clips 200] [--skip-ray] [--set key=value ...]`` (``--set`` applies to every mode).
 """
 
@@ -40,7 +40,9 @@ import numpy as np  # noqa: E402
 #: whole-body inverse-dynamics controller with contact forces (joint torques only; simulators/wbc.py),
 #: the sampling refinement of the PD targets (no external force; simulators.sampling), the same
 #: with a declared residual budget (the root constraint capped at 0.035 m·g and N·m: a residual
-#: wrench of at most 0.05 m·g, the issue's honest threshold), and the
+#: wrench of at most 0.05 m·g, the issue's honest threshold), both also with a tenth of the
+#: stable-PD damping and the searched offsets priced (sampling_offset_scale_rad 0.1), the first
+#: also with a smaller, shorter search (8 candidates × 2 passes over 0.4 s), and the
 #: root constraint with three learning passes of the joint targets (SimConfig.ilc_passes), and
 #: the root constraint with swing feet kept as high as the reference's (SimConfig.swing_clearance),
 #: and the root constraint without its horizontal force (assist_mode vertical_root).
@@ -55,6 +57,11 @@ MODES: dict[str, dict] = {
     "wbc": {"assist_mode": "wbc", "control_hz": 240.0},
     "sampling": {"assist_mode": "sampling"},
     "sampling_budget": {"assist_mode": "sampling", "sampling_assist_cap_g": 0.035},
+    "sampling_low_kd": {"assist_mode": "sampling", "damping_scale": 0.1, "sampling_offset_scale_rad": 0.1},
+    "sampling_low_kd_short": {"assist_mode": "sampling", "damping_scale": 0.1, "sampling_offset_scale_rad": 0.1,
+                              "sampling_candidates": 8, "sampling_iterations": 2, "sampling_horizon_s": 0.4},
+    "sampling_budget_low_kd": {"assist_mode": "sampling", "damping_scale": 0.1, "sampling_offset_scale_rad": 0.1,
+                               "sampling_assist_cap_g": 0.035},
 }
 #: Modes run when --modes is not given (the slow sampling mode is opt-in).
 DEFAULT_MODES = ("legacy", "legacy_no_flight", "contact")
