@@ -78,6 +78,12 @@ def constraint_wrench_world(state: tuple, base_orn: tuple) -> np.ndarray:
     return a
 
 
+def any_in_contact(contacts: list) -> bool:
+    """Whether any of PyBullet's contact tuples is a point in contact (within
+    :data:`CONTACT_DISTANCE_M`): the one stance test the assist and its accounting share."""
+    return any(c[8] <= CONTACT_DISTANCE_M for c in contacts)
+
+
 def cone_edges(mu: float, n: int = CONE_EDGES) -> np.ndarray:
     """(n, 3) unit generators of the friction pyramid inscribed in the cone |f_t| <= mu f_n
     about the +y normal (y-up world)."""

@@ -52,7 +52,7 @@ from sccl.motion.typedconfig import build_dataclass
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
 from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
 from sccl.simulators.contact import (
-    CONTACT_DISTANCE_M, ContactAccounting, cone_edges, constraint_wrench_world, contact_forces, wrench_size,
+    CONTACT_DISTANCE_M, ContactAccounting, cone_edges, any_in_contact, constraint_wrench_world, contact_forces, wrench_size,
 )
 from sccl.simulators.balance import StanceBalance, SwingClearance
 from sccl.simulators.reference import Reference, resample
@@ -897,7 +897,7 @@ class HumanoidSim:
                 root_now = np.asarray(root_pos)
                 if balance is not None:  # forces applied at the contacts of the step before
                     accounting.add(applied, contacts_used, root_used)
-                    in_contact = any(c[8] <= CONTACT_DISTANCE_M for c in contacts_now)
+                    in_contact = any_in_contact(contacts_now)
                 else:  # without a root constraint (joint-level modes, no cap) nothing external acts
                     wrench = None
                     if assist:  # a constraint at maxForce 0 applies nothing

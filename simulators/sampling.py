@@ -43,7 +43,7 @@ import numpy as np
 
 from sccl.motion import quaternion as quat
 from sccl.motion.skeleton import REVOLUTE_JOINTS, SPHERICAL_JOINTS
-from sccl.simulators.contact import CONTACT_DISTANCE_M
+from sccl.simulators.contact import any_in_contact
 
 if TYPE_CHECKING:  # the simulator imports this module lazily; no cycle at run time
     from sccl.simulators.humanoid import HumanoidSim
@@ -190,7 +190,7 @@ class SamplingPlanner:
         """The offsets' own price, charged at every checkpoint: (RMS offset / scale)² with
         ``sampling_offset_scale_rad`` (0 = free). Why: the cost terms above only see where the body
         is, so the warm-started mean wanders from window to window and the searched joints end
-        far from the clip's (15–30° on punch); this pulls the search back toward the clip's pose."""
+        far from the clip's (12–30° on punch); this pulls the search back toward the clip's pose."""
         if self.offset_scale <= 0.0 or not offsets.size:
             return 0.0
         per_check = float(np.mean(offsets * offsets)) / (self.offset_scale * self.offset_scale)
@@ -216,8 +216,7 @@ class SamplingPlanner:
                        forces=forces, positionGains=kps, velocityGains=kds, physicsClientId=cid)
             if hold is not None:
                 constraint, cap, in_flight, ground = hold
-                on = in_flight or any(c[8] <= CONTACT_DISTANCE_M
-                                      for c in p.getContactPoints(bodyA=body, bodyB=ground, physicsClientId=cid))
+                on = in_flight or any_in_contact(p.getContactPoints(bodyA=body, bodyB=ground, physicsClientId=cid))
                 p.changeConstraint(constraint, self._root_pos[s], self._root_rot[s], maxForce=cap if on else 0.0,
                                    physicsClientId=cid)
             step(physicsClientId=cid)

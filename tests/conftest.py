@@ -52,6 +52,19 @@ def ray_session():
         ray.shutdown()
 
 
+def hanging_pose(clip, frames: int, accel_x: float = 0.0):
+    """The first `frames` of `clip` replaced by a straight standing pose with its root 2 m up (the
+    feet about 1 m above the floor, so nothing touches it), starting at rest and accelerating along
+    x at `accel_x` m/s²: only an external force can hold it up."""
+    import numpy as np
+
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    t = np.arange(frames) / clip.fps
+    root = np.column_stack([0.5 * accel_x * t ** 2, np.full(frames, 2.0), np.zeros(frames)])
+    return clip.slice(0, frames).replace(root_pos=root, root_rot=np.tile(identity, (frames, 1)),
+                                         joint_rots=np.tile(identity, (frames, 8, 1)), joint_angles=np.zeros((frames, 4)))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

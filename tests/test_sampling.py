@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import hanging_pose
 
 from sccl.correctors import build_corrector
 from sccl.motion import quaternion as quat
@@ -31,6 +32,12 @@ def walk():
     return ground_align(bundled("walk"), "percentile", 10)[0]
 
 
+def _body_positions(ref) -> np.ndarray:
+    """(N, 15, 3) body-origin positions of a resampled reference, as the simulator gives its planner."""
+    return forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
+                                       ref.joint_angles).positions
+
+
 def _snapshot(sim: HumanoidSim) -> np.ndarray:
     p, body, cid = sim._p, sim.body, sim._cid
     pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=cid)
@@ -48,9 +55,7 @@ def test_plan_leaves_the_state_as_it_found_it(walk):
         for _ in range(5):  # a state with contacts and velocities, not the reset pose
             s._p.stepSimulation(physicsClientId=s._cid)
         before = _snapshot(s)
-        pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
-                                          ref.joint_angles).positions
-        planner = SamplingPlanner(s, ref, pos)
+        planner = SamplingPlanner(s, ref, _body_positions(ref))
         base = s._layout(ref.joint_rots, ref.joint_angles)
         vel = s._layout(ref.joint_vels, ref.joint_angle_vels)
         planner.plan(0, base, vel)
@@ -147,21 +152,11 @@ def test_restarts_retry_a_fall_and_count_the_attempts(walk):
     assert b.total_seconds > a.total_seconds
 
 
-def _hanging(walk, frames: int):
-    """A straight standing pose with its root 2 m above the floor: nothing can hold it up but an
-    external force, so a rollout without one falls."""
-    identity = np.array([0.0, 0.0, 0.0, 1.0])
-    return walk.slice(0, frames).replace(root_pos=np.tile([0.0, 2.0, 0.0], (frames, 1)),
-                                         root_rot=np.tile(identity, (frames, 1)),
-                                         joint_rots=np.tile(identity, (frames, 8, 1)),
-                                         joint_angles=np.zeros((frames, 4)))
-
-
 def test_a_residual_budget_holds_the_rollouts_too_and_is_all_residual(walk):
     """With ``sampling_assist_cap_g`` the capped root constraint acts in the rollouts as in the
     committed pass: a hanging body is held, no window's rollouts all fall, and the whole weight is
     reported as residual. Off in flight, the same body falls in the rollouts and in the pass."""
-    clip = _hanging(walk, 24)
+    clip = hanging_pose(walk, 24)
     tiny = {**SMALL, "sampling_candidates": 2, "sampling_iterations": 1, "sampling_horizon_s": 0.2,
             "sampling_restarts": 0, "sampling_assist_cap_g": 1.5}
     with HumanoidSim(tiny) as held, HumanoidSim({**tiny, "assist_in_flight": False}) as dropped:
@@ -197,9 +192,7 @@ def test_the_pose_term_charges_a_bent_joint_only_when_set(walk):
     for scale in (0.0, 0.05):
         with HumanoidSim({**SMALL, "sampling_pose_scale_m": scale}) as s:
             ref = resample(walk, 1.0 / s.config.control_hz)
-            pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
-                                              ref.joint_angles).positions
-            planner = SamplingPlanner(s, ref, pos)
+            planner = SamplingPlanner(s, ref, _body_positions(ref))
             s.reset_to(ref, 0)
             at_ref = planner._cost(0)
             knee = s._rev_idx[0]
@@ -220,9 +213,7 @@ def test_priced_offsets_pull_the_search_back_to_the_clip(walk):
     wins, so the committed targets are the reference's own."""
     with HumanoidSim({**SMALL, "sampling_iterations": 1, "sampling_offset_scale_rad": 1e-4}) as s:
         ref = resample(walk, 1.0 / s.config.control_hz)
-        pos = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
-                                          ref.joint_angles).positions
-        planner = SamplingPlanner(s, ref, pos)
+        planner = SamplingPlanner(s, ref, _body_positions(ref))
         assert planner._offset_cost(np.zeros(planner.dim)) == 0.0
         assert planner._offset_cost(np.full(planner.dim, 1e-4)) == pytest.approx(planner.checkpoint_weight)
         s.reset_to(ref, 0)

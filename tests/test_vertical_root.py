@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import hanging_pose
 
 from sccl.motion.deepmimic import bundled_motion_dir, read_clip
 from sccl.motion.kinematics import body_lowest_points, forward_kinematics
@@ -21,16 +22,6 @@ def walk():
     return ground_align(clip, "percentile", 5.0)[0]
 
 
-def _hanging(walk, frames: int, accel_x: float = 0.0):
-    """A straight standing pose 1 m above the floor (nothing touches it), its root starting at
-    rest and accelerating along x at `accel_x` m/s²."""
-    identity = np.array([0.0, 0.0, 0.0, 1.0])
-    t = np.arange(frames) / walk.fps
-    root = np.column_stack([0.5 * accel_x * t ** 2, np.full(frames, 2.0), np.zeros(frames)])
-    return walk.slice(0, frames).replace(root_pos=root, root_rot=np.tile(identity, (frames, 1)),
-                                         joint_rots=np.tile(identity, (frames, 8, 1)), joint_angles=np.zeros((frames, 4)))
-
-
 @pytest.fixture(scope="module")
 def sims():
     out = {mode: HumanoidSim(SimConfig(assist_mode=mode, assist_cap_g=2.0)) for mode in ("legacy_root", "vertical_root")}
@@ -40,7 +31,7 @@ def sims():
 
 
 def test_a_hanging_body_is_held_and_its_weight_is_residual(walk, sims):
-    clip = _hanging(walk, 30)
+    clip = hanging_pose(walk, 30)
     res = sims["vertical_root"].track(clip)
     assert not res.fell
     assert np.abs(res.motion.root_pos[:, 1] - 2.0).max() < 0.01
@@ -50,7 +41,7 @@ def test_a_hanging_body_is_held_and_its_weight_is_residual(walk, sims):
 
 
 def test_the_carriage_does_not_drag_the_body_sideways(walk, sims):
-    clip = _hanging(walk, 30, accel_x=2.0)  # the reference moves ~0.94 m in 0.97 s from rest
+    clip = hanging_pose(walk, 30, accel_x=2.0)  # the reference moves ~0.94 m in 0.97 s from rest
     dragged = sims["legacy_root"].track(clip).motion.root_pos
     free = sims["vertical_root"].track(clip).motion.root_pos
     assert dragged[-1, 0] == pytest.approx(clip.root_pos[-1, 0], abs=0.1)
