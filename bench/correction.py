@@ -10,8 +10,9 @@
   wall time outside ``stepSimulation``).
 * ``semantics`` (``--semantics N`` held-out real windows, 1.5 s at 20 fps, as the loop trains on):
   per mode, how many are kept, the frozen evaluator's recognition accuracy on the kept corrected
-  windows against the same windows raw, and how far correction moved them (RMS of the
-  normalised 62-d features, and the evaluator-embedding distance).
+  windows against the same windows raw (with its 95 % Wilson interval), and how far correction
+  moved them (RMS of the normalised 62-d features, per feature part, the root's yaw-rate change
+  split into slow turning and fast wobble, and the evaluator-embedding distance).
 * ``ray`` (first mode only): wall time for N windows (~1.5 s each, cut from the bundled clips)
   on 1 and 2 Ray workers, and the speed-up (pool start-up excluded).
 
@@ -75,7 +76,8 @@ KEYS = ("success", "fall_time_s", "tracking_error_mm", "root_relative_error_mm",
         "float_before_mm", "float_after_mm",
         "airborne_share_before", "airborne_share_after", "flight_unexplained_g_after", "peak_torque_ratio",
         "wbc_planned_torque_ratio",
-        "sampling_steps_per_step", "sampling_all_fell_windows", "sampling_attempts", "sampling_horizon_s",
+        "sampling_steps_per_step", "sampling_accepted_share", "sampling_all_fell_windows", "sampling_attempts",
+        "sampling_horizon_s",
         "ilc_passes_run", "ilc_pass_returned", "ilc_joint_error_first_deg", "ilc_joint_error_deg")
 
 
@@ -187,6 +189,17 @@ def targets(rows: dict, speed: dict) -> dict:
     return out
 
 
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval of a proportion hits/n (None for n = 0). Why Wilson: the kept
+    windows number 5-40, where the normal approximation gives intervals outside [0, 1]."""
+    if n <= 0:
+        return None
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)]
+
+
 def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) -> dict:
     """The frozen evaluator on one correction result: recognition accuracy of the kept corrected
     samples against the same samples raw, and how far correction moved them (RMS of the
@@ -201,11 +214,19 @@ def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) 
     fixed = np.stack([motion_to_features(m) for m in res.samples])
     shift = (fixed - raw[kept]) / std
     moved = np.sqrt(np.mean(shift ** 2, axis=(1, 2)))
+    recognised = int(np.sum(evaluator.predict(fixed) == labels[kept]))
+    # the root's yaw-rate change split at a 5-frame running mean (0.25 s at 20 fps): the fast part
+    # is wobble (e.g. PD targets that jump at every search window), the slow part is turning
+    yaw = shift[..., SLICES["root_yaw_vel"]][..., 0]
+    slow = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in yaw])
     return {
         "feature_rms_moved_z_by_part": {name: _clean(float(np.sqrt(np.mean(shift[..., part] ** 2))))
                                         for name, part in SLICES.items()},
         "accuracy_raw_same_windows": _clean(float(np.mean(evaluator.predict(raw[kept]) == labels[kept]))),
-        "accuracy_corrected": _clean(float(np.mean(evaluator.predict(fixed) == labels[kept]))),
+        "accuracy_corrected": _clean(recognised / kept.size),
+        "accuracy_corrected_ci95": wilson_interval(recognised, int(kept.size)),
+        "root_yaw_vel_moved_z_slow": _clean(float(np.sqrt(np.mean(slow ** 2)))),
+        "root_yaw_vel_moved_z_fast": _clean(float(np.sqrt(np.mean((yaw - slow) ** 2)))),
         "feature_rms_moved_z": _clean(float(moved.mean())),
         "embedding_moved": _clean(float(np.linalg.norm(evaluator.embed(fixed) - evaluator.embed(raw[kept]),
                                                        axis=1).mean())),

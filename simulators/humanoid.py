@@ -131,7 +131,10 @@ class SimConfig:
             and sag"), which kd × 0.1 removes.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
-        assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics).
+        assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics),
+            per world axis: the engine clamps each axis separately, so the force vector reaches
+            up to √3 × the cap (measured at 0.5: 0.73–0.86 m·g on the kept bundled clips,
+            docs/results/issue15/damping/correction_kd0.1.json).
         assist_erp: error-reduction parameter of the assist constraint (stiffness, 0..1].
         assist_mode: "legacy_root" — a world→root constraint (any force and torque up to
             the cap, wherever the body is; its non-contact part is reported as residual) — or
@@ -210,6 +213,34 @@ class SimConfig:
             0.035: 0.044). Why: it measures how much balance search a small,
             declared helping hand saves — the frontier between honest sampling (residual 0,
             slow) and the legacy assist (0.5 m·g) — without calling the result honest.
+        sampling_accept_cost: commit the warm-started mean after its single rollout when its cost
+            per checkpoint is below this and it did not fall (0 = always search, the default).
+            Why it is off: on the 8 named clips (``sampling_low_kd_short``, seed 0) a bound of 3
+            or 10 changed almost nothing (most windows cost more), 30 or 100 lost dance_b and
+            spin, and the restarts those falls caused ate the saving (0.2 → 0.23× real time).
+        sampling_restart_reseed: draw each restart's candidates from ``sampling_seed`` + attempt
+            instead of the same seed (default False). Measured over seeds 0-2: 7, 6, 6 clips kept
+            against 8, 7, 6 without it; with 7 reseeded restarts at a fixed 0.4 s horizon, 2/8.
+            The longer horizon, not a new draw, is what rescues a fall.
+        sampling_yaw_rate_scale: scale (rad/s) of a yaw-rate error term in the rollout cost
+            ((error / scale)² per checkpoint; 0 = off, the default). At 0.5 the 44-window
+            semantics check read recognition 0.27 against 0.38 without it.
+        sampling_ramp_s: move a window's offsets linearly from where the last committed window
+            ended to the chosen ones over this time, instead of jumping at the boundary (0 = jump,
+            the default). Why it exists: a new offset every window makes the PD targets jump, a
+            suspected source of the root's yaw-rate wobble. Why it is off: it slows the balance
+            response (0.05 s: 6, 6, 6 of the 8 named clips kept over seeds 0-2 against 8, 7, 6),
+            it halves the slow part of the yaw-rate change but not the fast part, and its
+            recognition gain on the 44 real windows (0.38 → 0.52) is inside the check's noise
+            (docs/PHYSICS.md, "What did not make the honest search faster or gentler").
+        sampling_change_scale_rad: price of the change of the offsets from the last committed
+            window ((RMS change / scale)² per checkpoint; 0 = free, the default): the same aim as
+            the ramp, left to the search. At 0.1: 6, 7, 7 clips kept, recognition 0.56.
+        sampling_rollout_substeps: physics sub-steps per control step inside the rollouts (0 =
+            the committed pass's ``physics_hz / control_hz``, the default); the committed pass
+            always runs at the full rate. Why it is off: planning on the coarser model does not
+            transfer (2 sub-steps: 5, 3, 2 clips kept over seeds 0-2; 1: 4/8) and the falls'
+            restarts cancel the cheaper rollouts.
         fall_contact_m: a non-foot body whose lowest point is below this height is "touching".
         fall_clearance_m: ... and it counts as a fall only where the reference keeps that body
             higher than this (crawls, rolls and get-ups legitimately touch the ground).
@@ -280,6 +311,12 @@ class SimConfig:
     sampling_pose_scale_m: float = 0.0
     sampling_offset_scale_rad: float = 0.0
     sampling_assist_cap_g: float = 0.0
+    sampling_accept_cost: float = 0.0
+    sampling_restart_reseed: bool = False
+    sampling_yaw_rate_scale: float = 0.0
+    sampling_ramp_s: float = 0.0
+    sampling_change_scale_rad: float = 0.0
+    sampling_rollout_substeps: int = 0
     fall_contact_m: float = 0.02
     fall_clearance_m: float = 0.10
     fall_error_m: float = 0.5
@@ -330,6 +367,15 @@ class SimConfig:
              and math.isfinite(self.sampling_offset_scale_rad), "in [0, 10] (rad; 0 = free)"),
             ("sampling_assist_cap_g", 0 <= self.sampling_assist_cap_g < 100 and math.isfinite(self.sampling_assist_cap_g),
              "in [0, 100)"),
+            ("sampling_rollout_substeps", 0 <= self.sampling_rollout_substeps <= 64,
+             "in [0, 64] (0 = the committed pass's physics_hz / control_hz)"),
+            ("sampling_change_scale_rad", 0 <= self.sampling_change_scale_rad <= 10
+             and math.isfinite(self.sampling_change_scale_rad), "in [0, 10] (rad; 0 = free)"),
+            ("sampling_ramp_s", 0 <= self.sampling_ramp_s <= 2 and math.isfinite(self.sampling_ramp_s), "in [0, 2] (s)"),
+            ("sampling_yaw_rate_scale", 0 <= self.sampling_yaw_rate_scale <= 100
+             and math.isfinite(self.sampling_yaw_rate_scale), "in [0, 100] (rad/s; 0 = off)"),
+            ("sampling_accept_cost", 0 <= self.sampling_accept_cost <= 1e3 and math.isfinite(self.sampling_accept_cost),
+             "in [0, 1000] (0 = always search)"),
             ("sampling_restart_horizon_step_s", 0 <= self.sampling_restart_horizon_step_s <= 2, "in [0, 2]"),
             ("sampling_warm_decay", 0 <= self.sampling_warm_decay <= 1, "in [0, 1]"),
             ("sampling_joints", _known_joints(self.sampling_joints),
@@ -622,7 +668,8 @@ class HumanoidSim:
         attempts = 0
         for attempt in range(cfg.sampling_restarts + 1):
             horizon = cfg.sampling_horizon_s + attempt * cfg.sampling_restart_horizon_step_s
-            res = self._track_once(motion, early_stop=early_stop, seed=cfg.sampling_seed, horizon_s=horizon)
+            seed = cfg.sampling_seed + (attempt if cfg.sampling_restart_reseed else 0)
+            res = self._track_once(motion, early_stop=early_stop, seed=seed, horizon_s=horizon)
             attempts += 1
             step_seconds += res.step_seconds
             if best is None or _stood_longer(res, best):
@@ -716,8 +763,9 @@ class HumanoidSim:
 
         self.reset_to(ref, 0)
         # Assist: a fixed constraint from the world to the root, its frame moved along the
-        # reference root every control step; the solver caps its force at assist_cap_g·m·g
-        # (and its torque at the same number in N·m). Below the cap the root follows the
+        # reference root every control step; the solver caps its force at assist_cap_g·m·g per
+        # world axis (and its torque at the same number in N·m per axis), so the vectors reach
+        # up to √3 × the cap. Below the cap the root follows the
         # reference; beyond it physics alone decides.
         sampling_mode = cfg.assist_mode == "sampling"
         # the sampling mode's root constraint is its declared residual budget (0 by default)

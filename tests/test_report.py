@@ -293,3 +293,45 @@ def test_skate_split_bench_reads_raw_and_corrected_samples(tmp_path, capsys, mon
     with pytest.raises(SystemExit) as exc:
         mod.main()
     assert exc.value.code == 2 and "no arms/ folder" in capsys.readouterr().err
+
+
+def test_correction_seeds_groups_runs_that_differ_only_by_seed(tmp_path, capsys, monkeypatch):
+    """bench/correction_seeds.py: reports of the same settings (however the preset spelled them)
+    group together by seed; kept counts, their range and the clips kept on every seed; a seed given
+    twice or a file that is not a report is refused with its name."""
+    import sys
+
+    def report(path, seed, kept, mode="sampling_low_kd_short", extra=None):
+        config = {"assist_mode": "sampling", "damping_scale": 0.1, **(extra or {})}
+        if seed:
+            config["sampling_seed"] = seed
+        clips = ["walk", "run", "spin"]
+        path.write_text(json.dumps({"modes": {mode: {
+            "config": config,
+            "bundled": {c: {} for c in clips},
+            "bundled_summary": {"kept": kept},
+            "targets": {"walk_root_relative_mm_le_60": {"value": 40.0 + 10 * seed}},
+        }}}))
+        return str(path)
+
+    files = [report(tmp_path / "a.json", 0, ["walk", "run", "spin"]),
+             # the same settings with the default budget spelled out, under another preset name
+             report(tmp_path / "b.json", 1, ["walk", "spin"], mode="sampling_budget", extra={"sampling_assist_cap_g": 0.0}),
+             report(tmp_path / "c.json", 0, ["walk"], extra={"sampling_ramp_s": 0.05})]
+    mod = _bench("correction_seeds")
+    monkeypatch.setattr(sys, "argv", ["correction_seeds.py", *files])
+    mod.main()
+    groups = json.loads(capsys.readouterr().out)
+    assert len(groups) == 2
+    base = next(g for g in groups if "sampling_ramp_s" not in g["settings"])
+    assert base["seeds"] == [0, 1] and base["kept_mean"] == 2.5 and (base["kept_min"], base["kept_max"]) == (2, 3)
+    assert base["kept_on_every_seed"] == ["spin", "walk"]
+    assert base["per_seed"]["1"]["fell"] == ["run"]  # JSON keys are strings
+    assert base["targets_over_seeds"]["walk_root_relative_mm_le_60"] == {"mean": 45.0, "min": 40.0, "max": 50.0, "n": 2}
+    monkeypatch.setattr(sys, "argv", ["correction_seeds.py", files[0], files[0]])
+    with pytest.raises(SystemExit, match="seed 0 is given twice"):
+        mod.main()
+    (tmp_path / "bad.json").write_text("[]")
+    monkeypatch.setattr(sys, "argv", ["correction_seeds.py", str(tmp_path / "bad.json")])
+    with pytest.raises(SystemExit, match="bad.json: not a bench/correction.py report"):
+        mod.main()

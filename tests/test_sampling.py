@@ -222,3 +222,134 @@ def test_priced_offsets_pull_the_search_back_to_the_clip(walk):
         assert all(planner.target(k, base) == base[k] for k in range(1, planner.window + 1))
     with pytest.raises(SimulatorConfigError, match="sampling_offset_scale_rad"):
         SimConfig.from_dict({"sampling_offset_scale_rad": math.inf})
+
+
+def test_an_accepted_mean_skips_the_search_and_a_fallen_one_never_is(walk):
+    """``sampling_accept_cost``: a window whose warm-started mean tracks below the bound is
+    committed after that one rollout, with the mean's own targets; over a clip that means fewer
+    rollouts. A mean whose rollout falls is never accepted, whatever the bound (a hanging body:
+    every rollout falls)."""
+    with HumanoidSim({**SMALL, "sampling_accept_cost": 1e3}) as s:
+        ref = resample(walk, 1.0 / s.config.control_hz)
+        planner = SamplingPlanner(s, ref, _body_positions(ref))
+        planner.mean = np.full(planner.dim, 0.01)
+        s.reset_to(ref, 0)
+        base = s._layout(ref.joint_rots, ref.joint_angles)
+        expected = planner._targets(planner.mean, 0, planner.window, base)
+        planner.plan(0, base, s._layout(ref.joint_vels, ref.joint_angle_vels))
+        assert planner.rollouts == 1 and planner.accepted_windows == 1
+        assert [planner.target(k, base) for k in range(1, planner.window + 1)] == expected
+    clip = walk.slice(0, 27)
+    with HumanoidSim({**SMALL, "sampling_restarts": 0}) as s:
+        searched = s.track(clip, early_stop=False)
+    with HumanoidSim({**SMALL, "sampling_restarts": 0, "sampling_accept_cost": 1e3}) as s:
+        accepted = s.track(clip, early_stop=False)
+    assert searched.extra["sampling_accepted_share"] == 0.0
+    assert accepted.extra["sampling_accepted_share"] > 0.25
+    assert accepted.extra["sampling_rollouts"] < 0.75 * searched.extra["sampling_rollouts"]
+    assert accepted.extra["residual_g"] == 0.0
+    with HumanoidSim({**SMALL, "sampling_restarts": 0, "sampling_accept_cost": 1e3}) as s:
+        res = s.track(hanging_pose(walk, 24))
+    assert res.fell and res.extra["sampling_accepted_share"] == 0.0 and res.extra["sampling_all_fell_windows"] > 0
+    with pytest.raises(SimulatorConfigError, match="sampling_accept_cost"):
+        SimConfig.from_dict({"sampling_accept_cost": -1.0})
+
+
+def test_restarts_reseed_only_when_asked(walk):
+    """``sampling_restart_reseed``: each restart draws its candidates from seed + attempt instead of
+    the same seed, so a clip that falls on every pass is retried with different candidates."""
+    tiny = {**SMALL, "sampling_candidates": 2, "sampling_iterations": 1, "sampling_horizon_s": 0.1,
+            "sampling_restarts": 2}
+    seen: dict[bool, list[int]] = {}
+    for reseed in (False, True):
+        with HumanoidSim({**tiny, "sampling_restart_reseed": reseed, "sampling_seed": 5}) as s:
+            once = s._track_once
+            seeds: list[int] = []
+
+            def spy(*args, seed, **kw):
+                seeds.append(seed)
+                return once(*args, seed=seed, **kw)
+
+            s._track_once = spy
+            res = s.track(walk)
+        assert res.fell and res.extra["sampling_attempts"] == 3.0
+        seen[reseed] = seeds
+    assert seen == {False: [5, 5, 5], True: [5, 6, 7]}
+
+
+def test_the_yaw_rate_term_charges_turning_only_when_set(walk):
+    """``sampling_yaw_rate_scale`` adds (yaw-rate error / scale)² to a checkpoint's cost: a body
+    turning at 1 rad/s more than the reference about the vertical costs 1/scale² more with it, and
+    the same turn about a horizontal axis costs nothing extra."""
+    extra = {}
+    for scale in (0.0, 0.5):
+        with HumanoidSim({**SMALL, "sampling_yaw_rate_scale": scale}) as s:
+            ref = resample(walk, 1.0 / s.config.control_hz)
+            planner = SamplingPlanner(s, ref, _body_positions(ref))
+            s.reset_to(ref, 0)
+            lin, ang = s._p.getBaseVelocity(s.body, physicsClientId=s._cid)
+            costs = []
+            for axis in (1, 0):
+                turned = np.array(ang, dtype=float)
+                turned[axis] += 1.0
+                s._p.resetBaseVelocity(s.body, lin, turned.tolist(), physicsClientId=s._cid)
+                costs.append(planner._cost(0))
+            extra[scale] = costs
+    (yaw0, roll0), (yaw1, roll1) = extra[0.0], extra[0.5]
+    assert yaw1 - yaw0 == pytest.approx(1.0 / 0.5 ** 2, rel=0.05)
+    assert roll1 == pytest.approx(roll0, abs=1e-6)
+    with pytest.raises(SimulatorConfigError, match="sampling_yaw_rate_scale"):
+        SimConfig.from_dict({"sampling_yaw_rate_scale": math.nan})
+
+
+def test_a_ramp_moves_the_targets_smoothly_from_the_last_window(walk):
+    """``sampling_ramp_s``: a window's offsets start where the last committed window's ended and
+    reach the chosen ones after the ramp, instead of jumping at the boundary. Off (0), they jump."""
+    for ramp_s in (0.0, 0.05):
+        with HumanoidSim({**SMALL, "sampling_candidates": 1, "sampling_iterations": 1,
+                          "sampling_ramp_s": ramp_s}) as s:
+            ref = resample(walk, 1.0 / s.config.control_hz)
+            planner = SamplingPlanner(s, ref, _body_positions(ref))
+            planner.mean = np.full(planner.dim, 0.1)  # the only candidate: committed whatever it costs
+            s.reset_to(ref, 0)
+            base = s._layout(ref.joint_rots, ref.joint_angles)
+            planner.plan(0, base, s._layout(ref.joint_vels, ref.joint_angle_vels))
+            slot, j = planner.rev_slots[0], planner.rev[0]
+            knee = np.array([planner.target(k, base)[slot][0] - ref.joint_angles[k, j]
+                             for k in range(1, planner.window + 1)])
+            ramp = int(round(ramp_s * s.config.control_hz))
+            if ramp:
+                expected = 0.1 * np.minimum(1.0, np.arange(1, planner.window + 1) / ramp)
+                assert knee == pytest.approx(expected, abs=1e-9)
+                assert ramp < planner.window and knee[0] == pytest.approx(0.1 / ramp)
+            else:
+                assert knee == pytest.approx(np.full(planner.window, 0.1), abs=1e-9)
+            assert planner.committed_offsets == pytest.approx(np.full(planner.dim, 0.1))
+    with pytest.raises(SimulatorConfigError, match="sampling_ramp_s"):
+        SimConfig.from_dict({"sampling_ramp_s": -0.1})
+
+
+def test_coarse_rollouts_leave_the_committed_physics_rate_alone(walk):
+    """``sampling_rollout_substeps``: the rollouts run at fewer physics sub-steps per control step
+    (cheaper), and the committed pass afterwards steps exactly as a body that never planned: the
+    state and the engine's sub-step count are both restored. Coarse rollouts see different
+    physics, so the plan itself may differ."""
+    after = []
+    for substeps, plan in ((0, False), (2, True)):
+        with HumanoidSim({**SMALL, "sampling_rollout_substeps": substeps}) as s:
+            ref = resample(walk, 1.0 / s.config.control_hz)
+            s.reset_to(ref, 0)
+            for _ in range(5):
+                s._p.stepSimulation(physicsClientId=s._cid)
+            if plan:
+                planner = SamplingPlanner(s, ref, _body_positions(ref))
+                assert planner.rollout_substeps == 2 and s._substeps == 4
+                planner.plan(0, s._layout(ref.joint_rots, ref.joint_angles),
+                             s._layout(ref.joint_vels, ref.joint_angle_vels))
+                assert planner.rollouts > 0
+            for _ in range(3):
+                s._p.stepSimulation(physicsClientId=s._cid)
+            after.append(_snapshot(s))
+    np.testing.assert_allclose(after[1], after[0], atol=1e-9)
+    with pytest.raises(SimulatorConfigError, match="sampling_rollout_substeps"):
+        SimConfig.from_dict({"sampling_rollout_substeps": -1})
