@@ -216,7 +216,7 @@ def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) 
     moved = np.sqrt(np.mean(shift ** 2, axis=(1, 2)))
     recognised = int(np.sum(evaluator.predict(fixed) == labels[kept]))
     # the root's yaw-rate change split at a 5-frame running mean (0.25 s at 20 fps): the fast part
-    # is wobble (e.g. PD targets that jump at every search window), the slow part is turning
+    # is wobble (a body twisting back and forth), the slow part is turning
     yaw = shift[..., SLICES["root_yaw_vel"]][..., 0]
     slow = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in yaw])
     return {

@@ -3,10 +3,11 @@
 The sampling mode's outcome on a clip (kept or fallen) depends on the random candidates it draws,
 so one run per setting cannot tell two settings apart. Give this script the JSON files that
 ``bench/correction.py`` wrote for the same settings with different ``--set sampling_seed=N``; it
-groups them by mode and configuration (the seed left out) and reports, per group, each seed's
-clips kept and bundled targets, the mean and range over seeds, and the clips kept on every seed.
+groups them by their settings (the seed and every setting at its default left out, so the preset
+name that spelled them does not matter) and reports, per group, each seed's clips kept and
+bundled targets, the mean and range over seeds, and the clips kept on every seed.
 
-    python bench/correction_seeds.py docs/results/issue15/smooth/*.json
+    python bench/correction_seeds.py docs/results/issue15/search/bundled_*.json
 
 Reads only the files given; runs nothing.
 """
@@ -35,19 +36,19 @@ def _stats(values: list) -> dict:
     return {"mean": round(sum(vals) / len(vals), 4), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
-def _settings(config: dict) -> dict:
-    """`config` without the seed and without settings at their SimConfig default, so that two
-    runs of the same settings group together whichever preset name or ``--set`` spelled them."""
-    from dataclasses import fields
-
-    from sccl.simulators import SimConfig
-
-    defaults = {f.name: f.default for f in fields(SimConfig)}
+def _settings(config: dict, defaults: dict) -> dict:
+    """`config` without the seed and without settings at their SimConfig default (`defaults`), so
+    that two runs of the same settings group together whichever preset name or ``--set`` spelled them."""
     return {k: v for k, v in config.items() if k != "sampling_seed" and not (k in defaults and defaults[k] == v)}
 
 
 def load(paths: list[Path]) -> dict:
     """{settings without the seed: {seed: mode entry}}; a repeated seed is an error."""
+    from dataclasses import fields
+
+    from sccl.simulators import SimConfig
+
+    defaults = {f.name: f.default for f in fields(SimConfig)}
     groups: dict = {}
     for path in paths:
         try:
@@ -57,7 +58,7 @@ def load(paths: list[Path]) -> dict:
             raise SystemExit(f"{path}: not a bench/correction.py report ({exc})")
         for mode, entry in modes.items():
             seed = int(entry["config"].get("sampling_seed", 0))
-            key = json.dumps(_settings(entry["config"]), sort_keys=True)
+            key = json.dumps(_settings(entry["config"], defaults), sort_keys=True)
             seeds = groups.setdefault(key, {})
             if seed in seeds:
                 raise SystemExit(f"{path}: seed {seed} is given twice for the same settings ({mode})")
