@@ -204,9 +204,11 @@ def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) 
     """The frozen evaluator on one correction result: recognition accuracy of the kept corrected
     samples against the same samples raw, and how far correction moved them (RMS of the
     normalised 62-d features, in all and per feature part, and the evaluator-embedding
-    distance). ``raw`` (N, T, 62) and ``labels``
+    distance), and the recognition with each feature part, and each spherical joint's rotation,
+    put back to its raw value (which change costs recognition). ``raw`` (N, T, 62) and ``labels``
     (N,) are the whole batch; ``res`` its CorrectionResult. Empty when nothing was kept."""
     from sccl.motion.features import SLICES, motion_to_features
+    from sccl.motion.skeleton import SPHERICAL_JOINTS
 
     kept = np.asarray(res.kept_index, dtype=int)
     if not kept.size:
@@ -219,12 +221,25 @@ def judge(evaluator, raw: np.ndarray, labels: np.ndarray, res, std: np.ndarray) 
     # is wobble (a body twisting back and forth), the slow part is turning
     yaw = shift[..., SLICES["root_yaw_vel"]][..., 0]
     slow = np.stack([np.convolve(row, np.ones(5) / 5, mode="same") for row in yaw])
+    # which part's change the evaluator reacts to: recognition with that part put back as it was
+    # (and per spherical joint, whose 6-D rotations are the widest part)
+    def recognised_with(columns: slice) -> float:
+        mixed = fixed.copy()
+        mixed[..., columns] = raw[kept][..., columns]
+        return _clean(float(np.mean(evaluator.predict(mixed) == labels[kept])))
+
+    restored = {name: recognised_with(part) for name, part in SLICES.items()}
+    rot0 = SLICES["joint_rot_6d"].start
+    restored_joint = {joint: recognised_with(slice(rot0 + 6 * i, rot0 + 6 * i + 6))
+                      for i, joint in enumerate(SPHERICAL_JOINTS)}
     return {
         "feature_rms_moved_z_by_part": {name: _clean(float(np.sqrt(np.mean(shift[..., part] ** 2))))
                                         for name, part in SLICES.items()},
         "accuracy_raw_same_windows": _clean(float(np.mean(evaluator.predict(raw[kept]) == labels[kept]))),
         "accuracy_corrected": _clean(recognised / kept.size),
         "accuracy_corrected_ci95": wilson_interval(recognised, int(kept.size)),
+        "accuracy_with_part_restored": restored,
+        "accuracy_with_joint_rotation_restored": restored_joint,
         "root_yaw_vel_moved_z_slow": _clean(float(np.sqrt(np.mean(slow ** 2)))),
         "root_yaw_vel_moved_z_fast": _clean(float(np.sqrt(np.mean((yaw - slow) ** 2)))),
         "feature_rms_moved_z": _clean(float(moved.mean())),

@@ -49,7 +49,7 @@ from sccl.motion import quaternion as quat
 from sccl.motion.clip import Motion
 from sccl.motion.errors import UserError
 from sccl.motion.typedconfig import build_dataclass
-from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+from sccl.motion.kinematics import body_lowest_points, forward_kinematics, forward_kinematics_matrices
 from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS, actuated_body_indices, load_skeleton, urdf_path
 from sccl.simulators.contact import (
     CONTACT_DISTANCE_M, ContactAccounting, cone_edges, any_in_contact, constraint_wrench_world, contact_forces, wrench_size,
@@ -104,6 +104,10 @@ DEEPMIMIC_MAX_TORQUE = {
 }
 
 
+#: Hip, knee and ankle of each leg (right, left): the joints ``swing_damping_scale`` acts on.
+LEG_JOINTS: tuple[tuple[str, str, str], ...] = (("right_hip", "right_knee", "right_ankle"),
+                                               ("left_hip", "left_knee", "left_ankle"))
+
 #: Shins end a few cm above the sole, so they graze the ground whenever a foot rolls onto
 #: its heel or toe: like the feet they are never taken as evidence of a fall.
 SHIN_BODIES: tuple[str, ...] = ("right_knee", "left_knee")
@@ -129,6 +133,17 @@ class SimConfig:
             into the floor than its stiffness asks (docs/PHYSICS.md): under ``legacy_root`` the
             body sags onto the assist and the output drifts from the reference (docs/PHYSICS.md, "Damping
             and sag"), which kd × 0.1 removes.
+        damping_joint_scales: per-joint overrides of ``damping_scale``, as ``name=scale`` pairs
+            separated by commas (joint names, or ``arms``, ``legs``, ``upper`` = chest, neck and
+            arms); "" = none. Low damping is what lets a stance leg push (above), but nothing
+            says the upper body needs it: this separates the two so the cause of an effect
+            (such as the honest search's root-yaw wobble) can be traced to a group of joints.
+        swing_damping_scale: kd multiplier for the hip, knee and ankle of a leg whose
+            *reference* foot is in swing (its lowest point above ``balance_ref_stance_m``),
+            replacing ``damping_scale`` / ``damping_joint_scales`` there; 0 = off. Stable PD's
+            low damping is wanted on a stance leg (it pushes) but leaves a free leg underdamped.
+            The reference decides, not the simulated contacts, so the schedule is fixed before
+            tracking and the sampler's rollouts use exactly the committed pass's gains.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics),
@@ -280,6 +295,8 @@ class SimConfig:
     self_collision: bool = False
     gain_scale: float = 1.0
     damping_scale: float | None = None
+    damping_joint_scales: str = ""
+    swing_damping_scale: float = 0.0
     torque_scale: float = 1.0
     assist_cap_g: float = 0.5
     assist_erp: float = 0.2
@@ -384,6 +401,13 @@ class SimConfig:
             ("gain_scale", self.gain_scale > 0, "> 0"),
             ("damping_scale", self.damping_scale is None or (self.damping_scale > 0 and math.isfinite(self.damping_scale)),
              "> 0 (or unset: the assist mode's default)"),
+            ("damping_joint_scales", joint_scales(self.damping_joint_scales) is not None,
+             "comma-separated name=scale pairs with scale > 0, names from "
+             f"{', '.join(SPHERICAL_JOINTS + REVOLUTE_JOINTS + tuple(JOINT_GROUPS))}"),
+            ("swing_damping_scale", 0 <= self.swing_damping_scale <= 100 and math.isfinite(self.swing_damping_scale),
+             "in [0, 100] (0 = off)"),
+            ("swing_damping_scale", self.swing_damping_scale == 0 or self.assist_mode != "wbc",
+             "0 with assist_mode=wbc (torque control: no PD damping to schedule)"),
             ("torque_scale", self.torque_scale > 0, "> 0"),
             ("fall_error_m", self.fall_error_m > 0, "> 0"),
             ("fall_check_s", self.fall_check_s > 0, "> 0"),
@@ -527,7 +551,8 @@ class HumanoidSim:
                                         positionGain=0, force=0, physicsClientId=cid)
         self._kps = [DEEPMIMIC_KP[n] * cfg.gain_scale for n in names]
         damping = cfg.damping_scale if cfg.damping_scale is not None else DEFAULT_DAMPING_SCALE[cfg.assist_mode]
-        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale * damping for n in names]
+        joint_damping = joint_scales(cfg.damping_joint_scales) or {}
+        self._kds = [DEEPMIMIC_KD[n] * cfg.gain_scale * joint_damping.get(n, damping) for n in names]
         self._forces = [
             [DEEPMIMIC_MAX_TORQUE[n] * cfg.torque_scale] * (3 if kind == "s" else 1)
             for n, (kind, _) in zip(names, self._slots)
@@ -551,6 +576,7 @@ class HumanoidSim:
         self._rev_slots = [(i, j) for i, j in enumerate(self._joints) if j in self._rev_axis]
         self._foot_idx = [sk.index(n) for n in FOOT_BODIES + SHIN_BODIES]
         self._state = p.saveState(physicsClientId=cid)
+        self._kd_schedule: list[list[float]] | None = None  # per control step, set by each tracking pass
         log.debug("humanoid loaded in client %d (%d joints)", cid, num_joints)
 
     # ------------------------------------------------------------------ lifecycle
@@ -744,6 +770,8 @@ class HumanoidSim:
         dt = 1.0 / cfg.control_hz
         ref = resample(motion, dt)
         n = ref.num_samples
+        # read by the sampler's rollouts too, so both use the same gains at the same step
+        self._kd_schedule = kd_schedule = self._swing_damping_schedule(ref)
         if target_offsets is None:
             target_sph, target_rev = ref.joint_rots, ref.joint_angles
         else:
@@ -778,7 +806,6 @@ class HumanoidSim:
         carriage = assist and cfg.assist_mode == "vertical_root"
         planner = None
         if sampling_mode:
-            from sccl.motion.kinematics import forward_kinematics_matrices
             from sccl.simulators.sampling import SamplingPlanner
 
             ref_ctrl = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot),
@@ -905,9 +932,9 @@ class HumanoidSim:
                                             feet)
                     if active:
                         targets_k = self._layout(sph[None], rev[None])[0]
-                kds_k = kds
+                kds_k = kds if kd_schedule is None else kd_schedule[k + 1]
                 if stance is not None and active and stance_kd_scale != 1.0:
-                    kds_k = list(kds)
+                    kds_k = list(kds_k)
                     for j, _, _ in stance.leg_joints(stance_kd_joints):
                         kds_k[joint_pos[j]] *= stance_kd_scale
                 if wbc is not None:
@@ -1020,12 +1047,36 @@ class HumanoidSim:
         finite &= (np.abs(rp) < 1e4).all(1)
         if not finite.all():
             return _SimChunk(rp, rr, jr, ja, None, None, finite)
-        from sccl.motion.kinematics import forward_kinematics_matrices
 
         rr = quat.normalize(rr)
         jr = quat.normalize(jr)
         kin = forward_kinematics_matrices(rp, quat.to_matrix(rr), quat.to_matrix(jr), ja)
         return _SimChunk(rp, rr, jr, ja, kin.positions, body_lowest_points(kin), finite)
+
+    def _swing_damping_schedule(self, ref: Reference) -> list[list[float]] | None:
+        """Per control sample, the stable-PD kd list in which a leg whose reference foot is in
+        swing gets ``swing_damping_scale``; None when that setting is off. Only four distinct
+        lists exist (neither, either or both legs swinging); the schedule shares them."""
+        cfg = self.config
+        if cfg.swing_damping_scale <= 0:
+            return None
+        sk = load_skeleton()
+        kin = forward_kinematics_matrices(ref.root_pos, quat.to_matrix(ref.root_rot), quat.to_matrix(ref.joint_rots),
+                                          ref.joint_angles)
+        low = body_lowest_points(kin)
+        names = [sk.body_names[j] for j in self._joints]
+        swinging = np.stack([low[:, sk.index(leg[2])] > cfg.balance_ref_stance_m for leg in LEG_JOINTS], axis=1)
+        variants: dict[tuple[bool, ...], list[float]] = {}
+        schedule = []
+        for flags in map(tuple, swinging.tolist()):
+            if flags not in variants:
+                free = {joint for leg, swing in zip(LEG_JOINTS, flags) if swing for joint in leg}
+                variants[flags] = [DEEPMIMIC_KD[name] * cfg.gain_scale * cfg.swing_damping_scale if name in free else kd
+                                   for name, kd in zip(names, self._kds)]
+            schedule.append(variants[flags])
+        log.debug("swing damping: right leg swings %.0f %%, left %.0f %% of the clip",
+                  *(100 * swinging.mean(axis=0)))
+        return schedule
 
     def _check(self, chunk: "_SimChunk", ref_positions: np.ndarray, ref_low: np.ndarray, start: int) -> tuple[str, int] | None:
         """Fall / blow-up test on one chunk of recorded frames starting at frame `start`
@@ -1168,6 +1219,39 @@ def _stood_longer(a: TrackResult, b: TrackResult) -> bool:
 
 def _finite_nonnegative(value: float) -> bool:
     return value >= 0 and math.isfinite(value)
+
+
+#: Names that ``damping_joint_scales`` accepts for several joints at once.
+JOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "arms": ("right_shoulder", "right_elbow", "left_shoulder", "left_elbow"),
+    "legs": LEG_JOINTS[0] + LEG_JOINTS[1],
+    "upper": ("chest", "neck", "right_shoulder", "right_elbow", "left_shoulder", "left_elbow"),
+}
+
+
+def joint_scales(text: str) -> dict[str, float] | None:
+    """Parse ``"name=scale,..."`` (joint or group names) into a per-joint dict; None when malformed.
+
+    Later pairs win, so ``"upper=1,neck=0.5"`` sets the neck apart from its group."""
+    scales: dict[str, float] = {}
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            scale = float(value)
+        except ValueError:
+            return None
+        if not sep or not (scale > 0 and math.isfinite(scale)):
+            return None
+        if name in JOINT_GROUPS:
+            scales.update({joint: scale for joint in JOINT_GROUPS[name]})
+        elif name in SPHERICAL_JOINTS or name in REVOLUTE_JOINTS:
+            scales[name] = scale
+        else:
+            return None
+    return scales
 
 
 def _known_joints(names: str) -> bool:

@@ -252,6 +252,7 @@ class SamplingPlanner:
         every = self.check_every
         set_motors, step, stable_pd = p.setJointMotorControlMultiDofArray, p.stepSimulation, p.STABLE_PD_CONTROL
         joints, kps, kds, forces = sim._joints, sim._kps, sim._kds, sim._forces
+        kd_schedule = sim._kd_schedule
         total = self._offset_cost(offsets)
         self.rollouts += 1
         self.last_rollout_fell = False
@@ -259,7 +260,8 @@ class SamplingPlanner:
         for i in range(1, self.horizon + 1):
             s = min(k0 + i, self.n - 1)
             set_motors(body, joints, stable_pd, targetPositions=targets[i - 1], targetVelocities=vel_targets[s],
-                       forces=forces, positionGains=kps, velocityGains=kds, physicsClientId=cid)
+                       forces=forces, positionGains=kps,
+                       velocityGains=kds if kd_schedule is None else kd_schedule[s], physicsClientId=cid)
             if hold is not None:
                 constraint, cap, in_flight, ground = hold
                 on = in_flight or any_in_contact(p.getContactPoints(bodyA=body, bodyB=ground, physicsClientId=cid))

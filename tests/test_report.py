@@ -335,3 +335,54 @@ def test_correction_seeds_groups_runs_that_differ_only_by_seed(tmp_path, capsys,
     monkeypatch.setattr(sys, "argv", ["correction_seeds.py", str(tmp_path / "bad.json")])
     with pytest.raises(SystemExit, match="bad.json: not a bench/correction.py report"):
         mod.main()
+
+
+def test_correction_judge_says_which_feature_change_costs_recognition():
+    """bench/correction.py's judge: with an evaluator that recognises a window only while the
+    columns it watches are the raw ones, a change there loses recognition, putting that part (or
+    that joint's rotation) back restores it, and putting anything else back does not; the raw
+    windows are recognised and a part nobody touched moves nothing."""
+    from types import SimpleNamespace
+
+    from sccl.motion import quaternion as quat
+    from sccl.motion.deepmimic import bundled_motion_dir, read_clip
+    from sccl.motion.features import SLICES, motion_to_features
+    from sccl.motion.skeleton import SPHERICAL_JOINTS
+
+    walk = read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion
+    windows = [walk.slice(0, 20), walk.slice(10, 30)]
+    raw = np.stack([motion_to_features(m) for m in windows])
+    judge = _bench("correction").judge
+
+    class WatchingEvaluator:  # label 1 when the watched columns equal one of the raw windows'
+        def __init__(self, columns):
+            self.columns = columns
+
+        def predict(self, feats):
+            return np.array([int(any(np.allclose(f[..., self.columns], r[..., self.columns]) for r in raw))
+                             for f in feats])
+
+        def embed(self, feats):
+            return feats.reshape(len(feats), -1)
+
+    bent = windows[1].replace(joint_angles=windows[1].joint_angles + 0.3)
+    res = SimpleNamespace(kept_index=np.array([0, 1]), samples=[windows[0], bent])
+    out = judge(WatchingEvaluator(SLICES["joint_angles"]), raw, np.array([1, 1]), res, np.ones(raw.shape[-1]))
+    assert out["accuracy_raw_same_windows"] == 1.0 and out["accuracy_corrected"] == 0.5
+    assert out["accuracy_with_part_restored"]["joint_angles"] == 1.0
+    assert all(v == 0.5 for k, v in out["accuracy_with_part_restored"].items() if k != "joint_angles")
+    assert set(out["accuracy_with_joint_rotation_restored"].values()) == {0.5}  # not a spherical joint
+    assert out["feature_rms_moved_z_by_part"]["joint_angles"] > 0.1
+    assert out["feature_rms_moved_z_by_part"]["root_yaw_vel"] == 0.0
+    assert out["root_yaw_vel_moved_z_fast"] == 0.0
+    low, high = out["accuracy_corrected_ci95"]
+    assert low < 0.5 < high
+
+    hip = SPHERICAL_JOINTS.index("right_hip")
+    rots = windows[1].joint_rots.copy()
+    rots[:, hip] = quat.multiply(rots[:, hip], quat.from_rotvec(np.array([0.0, 0.0, 0.4])))
+    res = SimpleNamespace(kept_index=np.array([0, 1]), samples=[windows[0], windows[1].replace(joint_rots=rots)])
+    out = judge(WatchingEvaluator(SLICES["joint_rot_6d"]), raw, np.array([1, 1]), res, np.ones(raw.shape[-1]))
+    assert out["accuracy_corrected"] == 0.5 and out["accuracy_with_part_restored"]["joint_rot_6d"] == 1.0
+    by_joint = out["accuracy_with_joint_rotation_restored"]
+    assert by_joint["right_hip"] == 1.0 and all(v == 0.5 for k, v in by_joint.items() if k != "right_hip")

@@ -353,3 +353,34 @@ def test_coarse_rollouts_leave_the_committed_physics_rate_alone(walk):
     np.testing.assert_allclose(after[1], after[0], atol=1e-9)
     with pytest.raises(SimulatorConfigError, match="sampling_rollout_substeps"):
         SimConfig.from_dict({"sampling_rollout_substeps": -1})
+
+
+def test_rollouts_use_the_committed_pass_swing_damping(walk):
+    """``swing_damping_scale`` changes the leg gains with the reference's stance; a rollout must use
+    the gains the committed pass will use at the same step, or it plans for another body. Zero
+    offsets rolled out for 0.4 s from the first frame land exactly where plain tracking under the
+    same schedule is at that time, and the schedule itself moves that body."""
+    clip = walk.slice(0, 16)  # 0.5 s: the right foot lifts within the first 0.4 s
+    plain = {}
+    for key, extra in (("swing", {"swing_damping_scale": 1.0}), ("off", {})):
+        sim = HumanoidSim({"assist_cap_g": 0.0, "damping_scale": 0.1, **extra})
+        try:
+            plain[key] = sim.track(clip, early_stop=False)
+        finally:
+            sim.close()
+    s = HumanoidSim({**SMALL, "damping_scale": 0.1, "swing_damping_scale": 1.0})
+    try:
+        ref = resample(clip, 1.0 / s.config.control_hz)
+        s._kd_schedule = s._swing_damping_schedule(ref)  # as each tracking pass sets it
+        assert len({tuple(kds) for kds in s._kd_schedule[:48]}) >= 2  # the gains do change in the horizon
+        s.reset_to(ref, 0)
+        planner = SamplingPlanner(s, ref, _body_positions(ref))
+        assert planner.horizon == 48  # 0.4 s at 120 Hz: frame 12 of the 30 fps clip
+        base = s._layout(ref.joint_rots, ref.joint_angles)
+        vel = s._layout(ref.joint_vels, ref.joint_angle_vels)
+        planner._rollout(np.zeros(planner.dim), 0, base, vel, math.inf)
+        rolled = np.array(s._p.getBasePositionAndOrientation(s.body, physicsClientId=s._cid)[0])
+    finally:
+        s.close()
+    np.testing.assert_allclose(rolled, plain["swing"].motion.root_pos[12], atol=1e-9)
+    assert np.abs(plain["off"].motion.root_pos[12] - rolled).max() > 1e-4

@@ -382,3 +382,33 @@ def test_default_damping_stops_the_assisted_body_sagging():
         assert gains == {n: DEEPMIMIC_KD[n] for n in gains}
     finally:
         sampling.close()
+
+
+def test_per_joint_damping_overrides_the_scale_joint_by_joint(walk):
+    """``damping_joint_scales`` replaces ``damping_scale`` on the named joints only: naming every
+    joint with the same scale steps exactly as the plain setting does, while a group changes the
+    gains of its own joints and leaves the rest, and a bad pair is refused by name."""
+    names = load_skeleton().body_names
+    motion = ground_align(walk, "percentile", 10)[0]
+    results, gains = {}, {}
+    for key, settings in {
+        "plain": {"damping_scale": 0.1},
+        "named": {"damping_scale": 1.0, "damping_joint_scales": "upper=0.1,legs=0.1"},
+        "upper": {"damping_scale": 0.1, "damping_joint_scales": "upper=1"},
+    }.items():
+        sim = HumanoidSim(settings)
+        try:
+            gains[key] = dict(zip((names[j] for j in sim._joints), sim._kds))
+            results[key] = sim.track(motion)
+        finally:
+            sim.close()
+    assert gains["named"] == gains["plain"]
+    assert np.array_equal(results["named"].motion.root_pos, results["plain"].motion.root_pos)
+    assert np.array_equal(results["named"].motion.joint_rots, results["plain"].motion.joint_rots)
+    upper = {"chest", "neck", "right_shoulder", "right_elbow", "left_shoulder", "left_elbow"}
+    for joint, kd in gains["upper"].items():
+        assert kd == pytest.approx(DEEPMIMIC_KD[joint] * (1.0 if joint in upper else 0.1)), joint
+    assert not np.array_equal(results["upper"].motion.joint_rots, results["plain"].motion.joint_rots)
+    for bad in ("arms=0", "hands=1", "chest", "chest=x"):
+        with pytest.raises(SimulatorConfigError, match="damping_joint_scales"):
+            HumanoidSim({"damping_joint_scales": bad})
