@@ -138,12 +138,17 @@ class SimConfig:
             arms); "" = none. Low damping is what lets a stance leg push (above), but nothing
             says the upper body needs it: this separates the two so the cause of an effect
             (such as the honest search's root-yaw wobble) can be traced to a group of joints.
+            Measured (docs/PHYSICS.md, "Where the search's wobble comes from"): the wobble is
+            the legs' low damping together (``legs=0.3`` halves it on three seeds), but each
+            setting tried kept fewer clips and none raised recognition, so none is a default.
         swing_damping_scale: kd multiplier for the hip, knee and ankle of a leg whose
             *reference* foot is in swing (its lowest point above ``balance_ref_stance_m``),
             replacing ``damping_scale`` / ``damping_joint_scales`` there; 0 = off. Stable PD's
             low damping is wanted on a stance leg (it pushes) but leaves a free leg underdamped.
             The reference decides, not the simulated contacts, so the schedule is fixed before
-            tracking and the sampler's rollouts use exactly the committed pass's gains.
+            tracking and the sampler's rollouts use exactly the committed pass's gains. Off
+            because at 1 it kept 5, 4 and 7 of the 8 named clips (the search without it 8, 7, 6)
+            and left recognition where it was.
         control_hz: rate at which PD targets and the assist frame are updated; must divide
             physics_hz.
         assist_cap_g: cap of the assistive root force, as a fraction of m·g (0 = pure physics),
