@@ -54,7 +54,7 @@ from sccl.motion.skeleton import FOOT_BODIES, REVOLUTE_JOINTS, SPHERICAL_JOINTS,
 from sccl.simulators.contact import (
     CONTACT_DISTANCE_M, ContactAccounting, cone_edges, any_in_contact, constraint_wrench_world, contact_forces, wrench_size,
 )
-from sccl.simulators.balance import StanceBalance, SwingClearance
+from sccl.simulators.balance import LEGS, StanceBalance, SwingClearance
 from sccl.simulators.reference import Reference, resample
 from sccl.simulators.wbc import WholeBodyQP
 
@@ -103,10 +103,6 @@ DEEPMIMIC_MAX_TORQUE = {
     "left_ankle": 90.0, "left_shoulder": 100.0, "left_elbow": 60.0,
 }
 
-
-#: Hip, knee and ankle of each leg (right, left): the joints ``swing_damping_scale`` acts on.
-LEG_JOINTS: tuple[tuple[str, str, str], ...] = (("right_hip", "right_knee", "right_ankle"),
-                                               ("left_hip", "left_knee", "left_ankle"))
 
 #: Shins end a few cm above the sole, so they graze the ground whenever a foot rolls onto
 #: its heel or toe: like the feet they are never taken as evidence of a fall.
@@ -1070,12 +1066,12 @@ class HumanoidSim:
                                           ref.joint_angles)
         low = body_lowest_points(kin)
         names = [sk.body_names[j] for j in self._joints]
-        swinging = np.stack([low[:, sk.index(leg[2])] > cfg.balance_ref_stance_m for leg in LEG_JOINTS], axis=1)
+        swinging = np.stack([low[:, sk.index(leg[2])] > cfg.balance_ref_stance_m for leg in LEGS], axis=1)
         variants: dict[tuple[bool, ...], list[float]] = {}
         schedule = []
         for flags in map(tuple, swinging.tolist()):
             if flags not in variants:
-                free = {joint for leg, swing in zip(LEG_JOINTS, flags) if swing for joint in leg}
+                free = {joint for leg, swing in zip(LEGS, flags) if swing for joint in leg}
                 variants[flags] = [DEEPMIMIC_KD[name] * cfg.gain_scale * cfg.swing_damping_scale if name in free else kd
                                    for name, kd in zip(names, self._kds)]
             schedule.append(variants[flags])
@@ -1229,7 +1225,7 @@ def _finite_nonnegative(value: float) -> bool:
 #: Names that ``damping_joint_scales`` accepts for several joints at once.
 JOINT_GROUPS: dict[str, tuple[str, ...]] = {
     "arms": ("right_shoulder", "right_elbow", "left_shoulder", "left_elbow"),
-    "legs": LEG_JOINTS[0] + LEG_JOINTS[1],
+    "legs": LEGS[0] + LEGS[1],
     "upper": ("chest", "neck", "right_shoulder", "right_elbow", "left_shoulder", "left_elbow"),
 }
 
