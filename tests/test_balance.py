@@ -122,3 +122,39 @@ def test_stance_settings_are_checked():
                 {"balance_stance_kd_joints": "arm"}):
         with pytest.raises(SimulatorConfigError):
             HumanoidSim({"assist_mode": "stance_ik", **bad})
+
+
+def test_probe_foot_placement_moves_the_swing_ankle_by_the_drift_feedback(walk):
+    """bench/reactive_balance.py's swing-foot placement: with the root displaced forward by d
+    and at rest, the swing leg's IK targets put its ankle at the reference ankle moved by
+    (1 + gain_position) * d horizontally; the other leg is left to StanceBalance."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "reactive_balance.py"
+    spec = importlib.util.spec_from_file_location("reactive_balance", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    ref = resample(walk, 1.0 / 240.0)
+    gain_position = 0.5
+    cls = probe.foot_placement_class(gain_position, 0.0)
+    sb = cls(ref, root_gain=0.0, stance_height_m=0.01, ref_stance_height_m=0.05)
+    # a sample where the right foot swings and the left is planted in the reference
+    right, left = sb.legs
+    k = next(i for i in range(ref.num_samples)
+             if right["ref_low"][i] > 0.05 and left["ref_low"][i] <= 0.05 and i > 10)
+    d = np.array([0.06, 0.0, 0.04])
+    root_pos = ref.root_pos[k] + d
+    root_rot = quat.to_matrix(ref.root_rot[k])
+    kin = _fk(ref.root_pos[k], ref.root_rot[k], ref.joint_rots[k], ref.joint_angles[k])
+    # both simulated feet well above the floor: no stance IK, only the placement acts
+    feet = [(kin.positions[leg["ankle"]] + np.array([0.0, 0.5, 0.0]), kin.rotations[leg["ankle"]]) for leg in sb.legs]
+    sb.previous_root = root_pos.copy()  # at rest: zero velocity from here
+    sph, rev = ref.joint_rots[k].copy(), ref.joint_angles[k].copy()
+    assert sb.targets(k, sph, rev, root_pos, root_rot, feet)
+    placed = _fk(root_pos, ref.root_rot[k], sph, rev).positions[right["ankle"]]
+    expected = right["ref_ankle"][k] + (1.0 + gain_position) * d
+    assert np.allclose(placed, expected, atol=2e-3), (placed, expected)
+    # the other leg keeps the reference's targets (not stance: its simulated foot is in the air)
+    assert np.allclose(sph[left["hip_slot"]], ref.joint_rots[k][left["hip_slot"]])
