@@ -182,7 +182,8 @@ def segments(source: str, seconds: float, shard: tuple[int, int]) -> list:
         for start in range(0, max(1, m.num_frames - length // 2), length):
             part = m.slice(start, min(m.num_frames, start + length))
             if part.num_frames >= int(0.5 * m.fps):
-                out.append(part.replace(name=f"{m.name}@{start}", label=f"{m.label}@{start}"))
+                # the file name, not the content label: result rows are keyed by label
+                out.append(part.replace(name=f"{m.name}@{start}", label=f"{m.name}@{start}"))
     i, n = shard
     return out[i::n]
 
@@ -250,7 +251,10 @@ def train(args) -> dict:
     np.savez(args.out, mu=mu, sd=sd, limit=np.abs(y).max(0), ridge=ridge, **weights)
     warm = x[:, -y.shape[1]:]  # the last window's offsets: what the search's warm start begins from
     return {"windows": len(x), "features": x.shape[1], "offsets": y.shape[1],
-            "held_out_mse": {"zero": float((y[held] ** 2).mean()), "last_window": float(((warm[held] - y[held]) ** 2).mean()),
+            # windows where the search committed exactly zero: its plain-tracking candidate won
+            "zero_label_share": float(np.mean(np.all(y == 0.0, axis=1))),
+            "held_out_mse": {"zero": float((y[held] ** 2).mean()),
+                             "last_window": float(((warm[held] - y[held]) ** 2).mean()),
                              "ridge": float(((a[held] @ ridge - y[held]) ** 2).mean()), "mlp": best}}
 
 

@@ -75,7 +75,8 @@ def foot_placement_class(gain_position: float, gain_velocity: float):
             shift[1] = 0.0
             placed = False
             for i, (leg, other) in enumerate(zip(self.legs, self.legs[::-1])):
-                swinging = leg["ref_low"][k] > self.ref_stance_height_m and other["ref_low"][k] <= self.ref_stance_height_m
+                swinging = (leg["ref_low"][k] > self.ref_stance_height_m
+                            and other["ref_low"][k] <= self.ref_stance_height_m)
                 if self.stance[i] or not swinging:
                     continue
                 knee = balance._rotz(float(rev[leg["knee_slot"]]))
@@ -109,7 +110,8 @@ def main() -> None:
     grids = [g.strip() for g in args.grids.split(",") if g.strip()]
     unknown = set(grids) - {"stance_ik", "foot_placement", "stance_ik_budget"}
     if unknown:
-        parser.error(f"--grids: unknown {', '.join(sorted(unknown))}; known: stance_ik, foot_placement, stance_ik_budget")
+        parser.error(f"--grids: unknown {', '.join(sorted(unknown))}; "
+                     "known: stance_ik, foot_placement, stance_ik_budget")
 
     from sccl.motion.deepmimic import read_directory
     from sccl.simulators import humanoid
