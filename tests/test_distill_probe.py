@@ -43,8 +43,9 @@ def test_policy_file_reproduces_the_trained_network(probe, tmp_path):
                                          ridge=1.0, weight_decay=0.0))
     assert out["held_out_mse"]["mlp"] < out["held_out_mse"]["zero"]
     data = np.load(tmp_path / "p.npz")
-    net = torch.nn.Sequential(torch.nn.Linear(6, probe.HIDDEN), torch.nn.ELU(), torch.nn.Linear(probe.HIDDEN, probe.HIDDEN),
-                              torch.nn.ELU(), torch.nn.Linear(probe.HIDDEN, 2))
+    hidden = probe.HIDDEN
+    net = torch.nn.Sequential(torch.nn.Linear(6, hidden), torch.nn.ELU(), torch.nn.Linear(hidden, hidden),
+                              torch.nn.ELU(), torch.nn.Linear(hidden, 2))
     for i, layer in enumerate(m for m in net if isinstance(m, torch.nn.Linear)):
         layer.weight.data = torch.tensor(data[f"w{i}"].T, dtype=torch.float32)
         layer.bias.data = torch.tensor(data[f"b{i}"], dtype=torch.float32)
