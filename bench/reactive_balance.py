@@ -15,7 +15,11 @@ each on top of ``assist_mode=stance_ik`` (stance-leg IK balance, nothing externa
   error (horizontal only), so the next step lands where it catches the body;
 * ``stance_ik_budget``: the same with the legacy root constraint capped at a declared
   residual budget (``assist_cap_g``), which the library allows only for the root-constraint
-  and sampling modes; the probe lifts that restriction for itself.
+  and sampling modes; the probe lifts that restriction for itself;
+* ``traces``: what a fall under ``stance_ik`` looks like: each clip tracked past its fall
+  (``early_stop=False``, the corrector's ground alignment), with the root's height change and
+  tilt against the reference every 0.1 s and the reference's foot phase at the fall (both feet
+  planted, one, or none: a foot is planted when its lowest point is within 5 cm of the floor).
 
 The foot placement and the budget are probe-only substitutions (a subclass swapped in for
 ``StanceBalance``, a widened ``ROOT_CONSTRAINT_MODES``), not library settings: they were
@@ -24,7 +28,7 @@ measured here, kept no more clips than ``stance_ik`` alone, and so were not adde
 Per setting: the clips kept, each clip's status and fall time, the mean residual, and the
 speed (simulated seconds per CPU second of this process).
 
-Usage: ``python bench/reactive_balance.py [--grids stance_ik,foot_placement,stance_ik_budget]``
+Usage: ``python bench/reactive_balance.py [--grids stance_ik,foot_placement,stance_ik_budget,traces]``
 """
 
 from __future__ import annotations
@@ -103,15 +107,50 @@ def run(config: dict, clips: list) -> dict:
     }
 
 
+def traces(clips: list) -> dict:
+    """Per clip under ``stance_ik`` (BASE), tracked past the fall: time, root height change (mm,
+    output - reference), tilt (degrees between the up axes) every 0.1 s, the fall time, and how
+    many reference feet are planted then."""
+    from sccl.motion import quaternion as quat
+    from sccl.motion.kinematics import body_lowest_points, forward_kinematics
+    from sccl.motion.skeleton import load_skeleton
+    from sccl.simulators import HumanoidSim, ground_align
+
+    skeleton = load_skeleton()
+    feet = [skeleton.index("right_ankle"), skeleton.index("left_ankle")]
+    out = {}
+    with HumanoidSim(BASE) as sim:
+        for clip in clips:
+            aligned, _ = ground_align(clip, "percentile", 10.0)  # the physics corrector's default
+            result = sim.track(aligned, early_stop=False)
+            planted = body_lowest_points(forward_kinematics(aligned))[:, feet] <= 0.05
+            rows = []
+            step = max(1, int(round(0.1 * aligned.fps)))
+            for f in range(0, result.motion.num_frames, step):
+                up_out = quat.to_matrix(result.motion.root_rot[f])[:, 1]
+                up_ref = quat.to_matrix(aligned.root_rot[f])[:, 1]
+                tilt = math.degrees(math.acos(max(-1.0, min(1.0, float(up_out @ up_ref)))))
+                drop = 1000.0 * float(result.motion.root_pos[f, 1] - aligned.root_pos[f, 1])
+                rows.append({"t_s": round(f / aligned.fps, 3), "root_height_change_mm": round(drop, 1),
+                             "tilt_deg": round(tilt, 1)})
+            fall = result.fall_time_s
+            frame = None if fall is None else min(aligned.num_frames - 1, int(round(fall * aligned.fps)))
+            out[clip.label] = {"fall_time_s": fall, "fall_reason": result.fall_reason,
+                               "reference_feet_planted_at_fall": None if frame is None else int(planted[frame].sum()),
+                               "every_0.1_s": rows}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grids", default="stance_ik,foot_placement,stance_ik_budget")
+    parser.add_argument("--grids", default="stance_ik,foot_placement,stance_ik_budget,traces")
     args = parser.parse_args()
     grids = [g.strip() for g in args.grids.split(",") if g.strip()]
-    unknown = set(grids) - {"stance_ik", "foot_placement", "stance_ik_budget"}
+    known = {"stance_ik", "foot_placement", "stance_ik_budget", "traces"}
+    unknown = set(grids) - known
     if unknown:
         parser.error(f"--grids: unknown {', '.join(sorted(unknown))}; "
-                     "known: stance_ik, foot_placement, stance_ik_budget")
+                     f"known: {', '.join(sorted(known))}")
 
     from sccl.motion.deepmimic import read_directory
     from sccl.simulators import humanoid
@@ -141,9 +180,11 @@ def main() -> None:
             report["stance_ik_budget"] = [run(BASE | {"assist_cap_g": cap}, clips) for cap in BUDGETS]
         finally:
             humanoid.ROOT_CONSTRAINT_MODES = original_modes
-    best = max((r["kept"] for g in grids for r in report[g]), default=0)
-    report["most_clips_kept"] = best
-    report["settings_run"] = sum(len(report[g]) for g in grids)
+    if "traces" in grids:
+        report["traces"] = traces(clips)
+    measured = [g for g in grids if g != "traces"]
+    report["most_clips_kept"] = max((r["kept"] for g in measured for r in report[g]), default=0)
+    report["settings_run"] = sum(len(report[g]) for g in measured)
     print(json.dumps(report, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v))
 
 

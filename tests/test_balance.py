@@ -124,37 +124,45 @@ def test_stance_settings_are_checked():
             HumanoidSim({"assist_mode": "stance_ik", **bad})
 
 
-def test_probe_foot_placement_moves_the_swing_ankle_by_the_drift_feedback(walk):
-    """bench/reactive_balance.py's swing-foot placement: with the root displaced forward by d
-    and at rest, the swing leg's IK targets put its ankle at the reference ankle moved by
-    (1 + gain_position) * d horizontally; the other leg is left to StanceBalance."""
+def test_probe_foot_placement_moves_the_swing_ankle_by_the_drift_feedback(walk, monkeypatch):
+    """bench/reactive_balance.py's swing-foot placement: with the root displaced by d, moving at
+    velocity v and turned about the vertical, the swing leg's IK targets put its ankle at the
+    reference ankle moved horizontally by (1 + gain_position) * d + gain_velocity * (v - v_ref);
+    the vertical parts of d and v do not move it, and the other leg is left to StanceBalance."""
     import importlib.util
     import pathlib
+    import sys
 
+    # the bench script edits sys.path and imports bench/correction.py: undone after the test
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "correction", None)
+    del sys.modules["correction"]
     path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "reactive_balance.py"
     spec = importlib.util.spec_from_file_location("reactive_balance", path)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
 
     ref = resample(walk, 1.0 / 240.0)
-    gain_position = 0.5
-    cls = probe.foot_placement_class(gain_position, 0.0)
-    sb = cls(ref, root_gain=0.0, stance_height_m=0.01, ref_stance_height_m=0.05)
+    gain_position, gain_velocity = 0.5, 0.2
+    sb = probe.foot_placement_class(gain_position, gain_velocity)(ref, root_gain=0.0, stance_height_m=0.01,
+                                                                  ref_stance_height_m=0.05)
     # a sample where the right foot swings and the left is planted in the reference
     right, left = sb.legs
     k = next(i for i in range(ref.num_samples)
              if right["ref_low"][i] > 0.05 and left["ref_low"][i] <= 0.05 and i > 10)
-    d = np.array([0.06, 0.0, 0.04])
+    d = np.array([0.06, -0.02, 0.04])  # lower, not higher: a higher root could leave the target out of reach
+    v = np.array([0.3, -0.2, 0.1])
     root_pos = ref.root_pos[k] + d
-    root_rot = quat.to_matrix(ref.root_rot[k])
+    turned = quat.multiply(quat.yaw(0.2), ref.root_rot[k])
     kin = _fk(ref.root_pos[k], ref.root_rot[k], ref.joint_rots[k], ref.joint_angles[k])
     # both simulated feet well above the floor: no stance IK, only the placement acts
     feet = [(kin.positions[leg["ankle"]] + np.array([0.0, 0.5, 0.0]), kin.rotations[leg["ankle"]]) for leg in sb.legs]
-    sb.previous_root = root_pos.copy()  # at rest: zero velocity from here
+    sb.previous_root = root_pos - v * sb.dt  # so that the velocity it measures is v
     sph, rev = ref.joint_rots[k].copy(), ref.joint_angles[k].copy()
-    assert sb.targets(k, sph, rev, root_pos, root_rot, feet)
-    placed = _fk(root_pos, ref.root_rot[k], sph, rev).positions[right["ankle"]]
-    expected = right["ref_ankle"][k] + (1.0 + gain_position) * d
-    assert np.allclose(placed, expected, atol=2e-3), (placed, expected)
+    assert sb.targets(k, sph, rev, root_pos, quat.to_matrix(turned), feet)
+    placed = _fk(root_pos, turned, sph, rev).positions[right["ankle"]]
+    shift = (1.0 + gain_position) * d + gain_velocity * (v - ref.root_lin_vel[k])
+    shift[1] = 0.0
+    assert np.allclose(placed, right["ref_ankle"][k] + shift, atol=2e-3), (placed, right["ref_ankle"][k] + shift)
     # the other leg keeps the reference's targets (not stance: its simulated foot is in the air)
     assert np.allclose(sph[left["hip_slot"]], ref.joint_rots[k][left["hip_slot"]])
