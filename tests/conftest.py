@@ -149,3 +149,24 @@ def smoke_sweep(tmp_path_factory, ray_session, mlflow_server) -> SmokeSweep:
     finally:
         os.chdir(cwd)
     return SmokeSweep(result, over, experiment, mlflow_server)
+
+
+def load_bench(name: str):
+    """A script of bench/ as a module (bench/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def bench_script(monkeypatch):
+    """Load a script of bench/ (not a package) as a module, by name. The probes edit sys.path
+    and import bench/correction.py as ``correction``; both are undone after the test, so no
+    bench module leaks into the tests that follow."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "correction", None)  # restored after the test
+    del sys.modules["correction"]
+    return load_bench

@@ -124,24 +124,12 @@ def test_stance_settings_are_checked():
             HumanoidSim({"assist_mode": "stance_ik", **bad})
 
 
-def test_probe_foot_placement_moves_the_swing_ankle_by_the_drift_feedback(walk, monkeypatch):
+def test_probe_foot_placement_moves_the_swing_ankle_by_the_drift_feedback(walk, bench_script):
     """bench/reactive_balance.py's swing-foot placement: with the root displaced by d, moving at
     velocity v and turned about the vertical, the swing leg's IK targets put its ankle at the
     reference ankle moved horizontally by (1 + gain_position) * d + gain_velocity * (v - v_ref);
     the vertical parts of d and v do not move it, and the other leg is left to StanceBalance."""
-    import importlib.util
-    import pathlib
-    import sys
-
-    # the bench script edits sys.path and imports bench/correction.py: undone after the test
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setitem(sys.modules, "correction", None)
-    del sys.modules["correction"]
-    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "reactive_balance.py"
-    spec = importlib.util.spec_from_file_location("reactive_balance", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-
+    probe = bench_script("reactive_balance")
     ref = resample(walk, 1.0 / 240.0)
     gain_position, gain_velocity = 0.5, 0.2
     sb = probe.foot_placement_class(gain_position, gain_velocity)(ref, root_gain=0.0, stance_height_m=0.01,

@@ -7,10 +7,6 @@ while the policy's offsets are what the body executes."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
@@ -19,19 +15,11 @@ from sccl.simulators import HumanoidSim, ground_align
 
 
 @pytest.fixture()
-def probe(monkeypatch):
+def probe(monkeypatch, bench_script):
     from sccl.simulators import sampling
 
     monkeypatch.setattr(sampling, "SamplingPlanner", sampling.SamplingPlanner)  # restored after the test
-    # the bench script edits sys.path and imports bench/correction.py: undone after the test
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setitem(sys.modules, "correction", None)
-    del sys.modules["correction"]
-    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "distill_search.py"
-    spec = importlib.util.spec_from_file_location("distill_search", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    yield mod
+    return bench_script("distill_search")
 
 
 def test_policy_file_reproduces_the_trained_network(probe, tmp_path):

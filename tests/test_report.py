@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from conftest import load_bench
+
 from sccl.loop.cli import main
 from sccl.metrics.report import build_report, load_run, mean_ci
 
@@ -22,16 +24,6 @@ def _write_arm(run, name, group, seed, fids, extra=None):
     (d / "metrics.jsonl").write_text(text)
 
 
-def _bench(name: str):
-    """A script of bench/ as a module (bench/ is not a package)."""
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture
@@ -163,7 +155,7 @@ def test_seed_spread_bench_sizes_the_seed_count(run_dir, capsys, monkeypatch):
     """bench/seed_spread.py: per-seed window means, their spread, and the seeds a ±rel interval needs."""
     import sys
 
-    mod = _bench("seed_spread")
+    mod = load_bench("seed_spread")
     # sd 1 around 10: t(0.975, n-1)/sqrt(n) <= 1 first at n = 7 (2.447/2.646 = 0.925; n = 6: 1.049)
     assert mod.seeds_needed(1.0, 10.0, 0.1) == 7
     assert mod.seeds_needed(1.0, 0.0, 0.1) is None
@@ -187,7 +179,7 @@ def test_compare_runs_finds_the_first_generation_and_the_stage_where_runs_part(r
     its record, and raw samples and verdicts are told apart."""
     import shutil
 
-    compare = _bench("compare_runs")
+    compare = load_bench("compare_runs")
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
     rng = np.random.default_rng(0)
@@ -230,7 +222,7 @@ def test_phase_share_is_each_phase_over_the_generation(tmp_path):
             {"generation": 2, "time/generation_s": 20.0, "time/train_s": 16.0, "time/evaluate_s": 3.0,
              "timing/metrics_s": 0.2}]
     (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    out = _bench("phase_share").shares(rows, 1, 10)
+    out = load_bench("phase_share").shares(rows, 1, 10)
     assert out["generations"] == 2 and out["train_share_median"] == 0.8
     assert out["evaluate_share_median"] == pytest.approx(0.125) and out["evaluate_share_max"] == 0.15
     assert out["metrics_share_median"] == 0.01
@@ -239,7 +231,7 @@ def test_phase_share_is_each_phase_over_the_generation(tmp_path):
 def test_correction_shift_summary_per_arm():
     """bench/correction_shift_summary.py: lowering in mm, FID ratio and drift of one corrected arm;
     an uncorrected arm (no corrected fields) is left out."""
-    summarise = _bench("correction_shift_summary").summarise_arm
+    summarise = load_bench("correction_shift_summary").summarise_arm
     gens = {"2": {"root_height_raw_m": 0.80, "root_height_raw_kept_m": 0.82, "root_height_corrected_m": 0.79,
                   "fid_raw_kept": 100.0, "fid_corrected": 300.0},
             "1": {"root_height_raw_m": 0.85, "root_height_raw_kept_m": 0.85, "root_height_corrected_m": 0.84,
@@ -280,7 +272,7 @@ def test_skate_split_bench_reads_raw_and_corrected_samples(tmp_path, capsys, mon
     (arm / "arm.json").write_text(json.dumps({"name": "corrected-s0", "config": cfg}, default=str))
     np.savez(arm / "gen_001" / "synthetic.npz", raw=np.stack([hovering, hovering]), raw_labels=np.array([0, 0]),
              corrected=sliding[None], kept_index=np.array([1]), status=np.array(["fall", "ok"]))
-    mod = _bench("skate_split")
+    mod = load_bench("skate_split")
     monkeypatch.setattr("sys.argv", ["skate_split.py", str(tmp_path / "run")])
     mod.main()
     row = json.loads(capsys.readouterr().out)["arms"]["corrected-s0"]["1"]
@@ -318,7 +310,7 @@ def test_correction_seeds_groups_runs_that_differ_only_by_seed(tmp_path, capsys,
              # the same settings with the default budget spelled out, under another preset name
              report(tmp_path / "b.json", 1, ["walk", "spin"], mode="sampling_budget", extra={"sampling_assist_cap_g": 0.0}),
              report(tmp_path / "c.json", 0, ["walk"], extra={"sampling_ramp_s": 0.05})]
-    mod = _bench("correction_seeds")
+    mod = load_bench("correction_seeds")
     monkeypatch.setattr(sys, "argv", ["correction_seeds.py", *files])
     mod.main()
     groups = json.loads(capsys.readouterr().out)
@@ -352,7 +344,7 @@ def test_correction_judge_says_which_feature_change_costs_recognition():
     walk = read_clip(bundled_motion_dir() / "humanoid3d_walk.txt").motion
     windows = [walk.slice(0, 20), walk.slice(10, 30)]
     raw = np.stack([motion_to_features(m) for m in windows])
-    judge = _bench("correction").judge
+    judge = load_bench("correction").judge
 
     class WatchingEvaluator:  # label 1 when the watched columns equal one of the raw windows'
         def __init__(self, columns):
