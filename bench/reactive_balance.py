@@ -19,7 +19,8 @@ each on top of ``assist_mode=stance_ik`` (stance-leg IK balance, nothing externa
 * ``traces``: what a fall under ``stance_ik`` looks like: each clip tracked past its fall
   (``early_stop=False``, the corrector's ground alignment), with the root's height change and
   tilt against the reference every 0.1 s and the reference's foot phase at the fall (both feet
-  planted, one, or none: a foot is planted when its lowest point is within 5 cm of the floor).
+  planted, one, or none: a foot is planted when its lowest point is within ``balance_ref_stance_m``
+  (5 cm) of the floor).
 
 The foot placement and the budget are probe-only substitutions (a subclass swapped in for
 ``StanceBalance``, a widened ``ROOT_CONSTRAINT_MODES``), not library settings: they were
@@ -111,6 +112,7 @@ def traces(clips: list) -> dict:
     """Per clip under ``stance_ik`` (BASE), tracked past the fall: time, root height change (mm,
     output - reference), tilt (degrees between the up axes) every 0.1 s, the fall time, and how
     many reference feet are planted then."""
+    from sccl.correctors.physics import PhysicsSettings
     from sccl.motion import quaternion as quat
     from sccl.motion.kinematics import body_lowest_points, forward_kinematics
     from sccl.motion.skeleton import load_skeleton
@@ -118,12 +120,13 @@ def traces(clips: list) -> dict:
 
     skeleton = load_skeleton()
     feet = [skeleton.index("right_ankle"), skeleton.index("left_ankle")]
+    settings = PhysicsSettings(**BASE)  # the corrector's ground alignment, stance_ik's planted-foot height
     out = {}
     with HumanoidSim(BASE) as sim:
         for clip in clips:
-            aligned, _ = ground_align(clip, "percentile", 10.0)  # the physics corrector's default
+            aligned, _ = ground_align(clip, settings.ground_align, settings.ground_percentile)
             result = sim.track(aligned, early_stop=False)
-            planted = body_lowest_points(forward_kinematics(aligned))[:, feet] <= 0.05
+            planted = body_lowest_points(forward_kinematics(aligned))[:, feet] <= settings.balance_ref_stance_m
             rows = []
             step = max(1, int(round(0.1 * aligned.fps)))
             for f in range(0, result.motion.num_frames, step):

@@ -24,8 +24,6 @@ def _write_arm(run, name, group, seed, fids, extra=None):
     (d / "metrics.jsonl").write_text(text)
 
 
-
-
 @pytest.fixture
 def run_dir(tmp_path):
     run = tmp_path / "run"
